@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The README's second command, and what .ci/run runs: installs what is missing, then builds
+# and runs every test: the g++ suite, the clang suite under ASan+UBSan, and a fuzz smoke run
+# of each libFuzzer target over its committed seeds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+
+jobs=$(nproc)
+fuzz_runs=${MSRP_FUZZ_RUNS:-20000}
+
+for preset in debug asan; do
+  echo "== build and test: $preset"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  ctest --preset "$preset" -j "$jobs"
+done
+
+echo "== fuzz smoke run: $fuzz_runs runs per target"
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j "$jobs"
+for target in build/fuzz/fuzz/fuzz_*; do
+  name=$(basename "$target")
+  scratch=$(mktemp -d)
+  # New inputs go to the scratch folder; the committed seeds are only read.
+  "$target" -runs="$fuzz_runs" -max_len=4096 "$scratch" "fuzz/corpus/${name#fuzz_}" \
+    >"$scratch.log" 2>&1 || { tail -n 40 "$scratch.log"; exit 1; }
+  echo "$name: $(grep -E '^#[0-9]+.*(DONE|pulse)' "$scratch.log" | tail -n 1)"
+  rm -rf "$scratch" "$scratch.log"
+done
+echo "all tests passed"

@@ -1,0 +1,139 @@
+// tests/parser_driver.hpp: feeds a parser the way a network reader does, and logs its events.
+//
+// The driver owns a read buffer, appends each piece of input, calls parse() until it asks for
+// more, and drops the consumed bytes: the caller-owned-buffer contract of parser.hpp. Events
+// become one text line each, with adjacent body pieces joined, so that the log of a run is the
+// same whatever the input's split.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "msrp/parser.hpp"
+
+namespace msrp::test {
+
+/// Printable form of bytes: printable ASCII as is, everything else as \r, \n, \t or \xHH.
+inline std::string escape(std::string_view bytes) {
+  std::string out;
+  for (const char c : bytes) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (u < 0x20 || u >= 0x7F) {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02X", u);
+      out += hex;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+/// Everything one frame carried: its head, its whole body and its flag.
+struct parsed_frame {
+  message head;
+  std::string body;
+  end_flag flag = end_flag::complete;
+};
+
+class parser_driver {
+ public:
+  explicit parser_driver(parser::limits limits = {}) : parser_(limits) {}
+
+  /// Appends `piece` to the buffer and parses until the parser needs more or fails.
+  void feed(std::string_view piece) {
+    buffer_.append(piece);
+    while (!failed_) {
+      const auto e = parser_.parse(buffer_);
+      on_event(e);
+      buffer_.erase(0, e.consumed);
+      if (e.kind == parser::event_kind::need_more && e.consumed == 0) break;
+    }
+  }
+
+  /// Feeds `input` in pieces that end at each of `cuts` (ascending offsets), then the rest.
+  void feed_split(std::string_view input, const std::vector<std::size_t>& cuts) {
+    std::size_t from = 0;
+    for (const auto cut : cuts) {
+      feed(input.substr(from, cut - from));
+      from = cut;
+    }
+    feed(input.substr(from));
+  }
+
+  /// The event log: `head <start line>`, `header <name>: <value>`, `body <escaped bytes>`,
+  /// `end <flag>`, `error <message> <status>`; one line each, `\n`-terminated.
+  std::string log() const {
+    return pending_body_.empty() ? log_ : log_ + "body " + escape(pending_body_) + '\n';
+  }
+  /// The frames completed so far.
+  const std::vector<parsed_frame>& frames() const { return frames_; }
+  /// Bytes still buffered, not consumed by the parser.
+  std::size_t buffered() const { return buffer_.size(); }
+  const parser& state() const { return parser_; }
+
+ private:
+  void on_event(const parser::event& e) {
+    // Bodies are logged whole, however the parser split them, so logs compare across splits.
+    if (e.kind == parser::event_kind::head || e.kind == parser::event_kind::end) {
+      flush_body();
+    }
+    switch (e.kind) {
+      case parser::event_kind::need_more: break;
+      case parser::event_kind::head: {
+        const auto& m = parser_.head();
+        log_ += "head MSRP " + m.transaction_id + ' ';
+        log_ += m.is_request() ? m.method : std::to_string(m.status_code);
+        if (!m.is_request() && !m.comment.empty()) log_ += ' ' + m.comment;
+        log_ += '\n';
+        for (const auto& field : m.headers) {
+          log_ += "header " + field.name + ": " + escape(field.value) + '\n';
+        }
+        frames_.push_back({m, {}, end_flag::complete});
+        break;
+      }
+      case parser::event_kind::body:
+        pending_body_.append(e.body);
+        frames_.back().body.append(e.body);
+        break;
+      case parser::event_kind::end:
+        log_ += "end ";
+        log_ += static_cast<char>(e.flag);
+        log_ += '\n';
+        frames_.back().flag = e.flag;
+        break;
+      case parser::event_kind::error:
+        // The frame failed: what its body delivered so far is dropped, as an application
+        // drops a failed chunk, so the log does not depend on where the input was split.
+        pending_body_.clear();
+        log_ += "error " + e.error.message() + ' ' + std::to_string(to_status(e.error)) + '\n';
+        failed_ = true;
+        break;
+    }
+  }
+
+  void flush_body() {
+    if (pending_body_.empty()) return;
+    log_ += "body " + escape(pending_body_) + '\n';
+    pending_body_.clear();
+  }
+
+  parser parser_;
+  std::string buffer_;
+  std::string log_;
+  std::string pending_body_;
+  std::vector<parsed_frame> frames_;
+  bool failed_ = false;
+};
+
+}  // namespace msrp::test
