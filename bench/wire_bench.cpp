@@ -29,7 +29,8 @@ msrp::message small_send() {
 std::string random_body(std::size_t size) {
   std::mt19937_64 random(42);
   std::string body(size, '\0');
-  for (auto& c : body) c = static_cast<char>(1 + random() % 255);
+  for (auto& c : body)
+    c = static_cast<char>(1 + random() % 255);
   return body;
 }
 
@@ -40,6 +41,10 @@ std::size_t parse_stream(msrp::parser& parser, std::string_view wire, std::size_
   std::size_t begin = 0;
   std::size_t end = std::min(read_size, wire.size());
   for (;;) {
+    if (begin == end) {  // an empty buffer: a reader reads before it parses again
+      if (end == wire.size()) break;
+      end = std::min(end + read_size, wire.size());
+    }
     const auto e = parser.parse(wire.substr(begin, end - begin));
     ++events;
     begin += e.consumed;
@@ -55,7 +60,8 @@ std::size_t parse_stream(msrp::parser& parser, std::string_view wire, std::size_
 void ParseSmallSend(benchmark::State& state) {
   const auto frame = msrp::serialize(small_send(), std::string(100, 'x')).to_string();
   std::string wire;
-  for (int i = 0; i < 1000; ++i) wire += frame;
+  for (int i = 0; i < 1000; ++i)
+    wire += frame;
   msrp::parser parser;
   for (auto _ : state) {
     benchmark::DoNotOptimize(parse_stream(parser, wire, wire.size()));
@@ -78,8 +84,12 @@ void ScanBody(benchmark::State& state) {
   }
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(body_size));
 }
-BENCHMARK(ScanBody)->ArgNames({"body", "read"})->Args({64 << 10, 0})->Args({64 << 10, 1500})
-    ->Args({1 << 20, 0})->Args({1 << 20, 1500});
+BENCHMARK(ScanBody)
+    ->ArgNames({"body", "read"})
+    ->Args({64 << 10, 0})
+    ->Args({64 << 10, 1500})
+    ->Args({1 << 20, 0})
+    ->Args({1 << 20, 1500});
 
 void Memchr(benchmark::State& state) {
   const auto body_size = static_cast<std::size_t>(state.range(0));
@@ -87,13 +97,18 @@ void Memchr(benchmark::State& state) {
   const auto body = random_body(body_size);
   for (auto _ : state) {
     for (std::size_t at = 0; at < body.size(); at += read_size) {
-      benchmark::DoNotOptimize(std::memchr(body.data() + at, 0, std::min(read_size, body.size() - at)));
+      benchmark::DoNotOptimize(
+          std::memchr(body.data() + at, 0, std::min(read_size, body.size() - at)));
     }
   }
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(body_size));
 }
-BENCHMARK(Memchr)->ArgNames({"body", "read"})->Args({64 << 10, 0})->Args({64 << 10, 1500})
-    ->Args({1 << 20, 0})->Args({1 << 20, 1500});
+BENCHMARK(Memchr)
+    ->ArgNames({"body", "read"})
+    ->Args({64 << 10, 0})
+    ->Args({64 << 10, 1500})
+    ->Args({1 << 20, 0})
+    ->Args({1 << 20, 1500});
 
 void SerializeSmallSend(benchmark::State& state) {
   const auto m = small_send();

@@ -20,6 +20,7 @@ struct frame {
   msrp::message head;
   std::string body;
   msrp::end_flag flag = msrp::end_flag::complete;
+  bool ended = false;
 };
 
 /// Parses `wire` fed in pieces of `read_size`; returns the complete frames.
@@ -41,21 +42,24 @@ std::vector<frame> parse_all(std::string_view wire, std::size_t read_size,
         break;
       }
       if (e.kind == kind::head) {
-        frames.push_back({parser.head(), {}, {}});
+        frames.push_back({parser.head(), {}, {}, false});
         have_frame = true;
       }
       if (e.kind == kind::body) {
         check(have_frame && e.body.data() == buffer.data() && e.body.size() == e.consumed);
         frames.back().body.append(e.body);
       }
-      if (e.kind == kind::end) frames.back().flag = e.flag;
+      if (e.kind == kind::end) {
+        frames.back().flag = e.flag;
+        frames.back().ended = true;
+      }
       buffer.erase(0, e.consumed);
       if (e.kind == kind::need_more && e.consumed == 0) break;
     }
     // What the caller must keep: at most a partial head (within the limit) or end-line.
     check(buffer.size() <= limits.max_head_size + read_size + 64);
   }
-  if (!frames.empty() && parser.offset() != wire.size()) frames.pop_back();  // incomplete
+  if (!frames.empty() && !frames.back().ended) frames.pop_back();
   return frames;
 }
 

@@ -23,7 +23,7 @@ for target in build/fuzz/fuzz/fuzz_*; do
   name=$(basename "$target")
   scratch=$(mktemp -d)
   # New inputs go to the scratch folder; the committed seeds are only read.
-  "$target" -runs="$fuzz_runs" -max_len=4096 "$scratch" "fuzz/corpus/${name#fuzz_}" \
+  "$target" -runs="$fuzz_runs" -max_len=4096 -artifact_prefix="$scratch/" "$scratch" "fuzz/corpus/${name#fuzz_}" \
     >"$scratch.log" 2>&1 || { tail -n 40 "$scratch.log"; exit 1; }
   echo "$name: $(grep -E '^#[0-9]+.*(DONE|pulse)' "$scratch.log" | tail -n 1)"
   rm -rf "$scratch" "$scratch.log"

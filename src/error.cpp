@@ -9,26 +9,46 @@ class category final : public std::error_category {
 
   std::string message(int value) const override {
     switch (static_cast<errc>(value)) {
-      case errc::bad_start_line: return "malformed start line";
-      case errc::bad_transaction_id: return "malformed transaction id";
-      case errc::bad_method: return "malformed method name";
-      case errc::bad_status_code: return "malformed status code or comment";
-      case errc::bad_line_ending: return "line not terminated by CRLF";
-      case errc::bad_header: return "malformed header field";
-      case errc::bad_end_line: return "end-line does not match the start line";
-      case errc::header_block_too_large: return "header block too large";
-      case errc::too_many_headers: return "too many header fields";
-      case errc::missing_to_path: return "request without To-Path";
-      case errc::missing_from_path: return "request without From-Path";
-      case errc::duplicate_header: return "header field repeated";
-      case errc::body_without_content_type: return "body without Content-Type";
-      case errc::response_with_body: return "response with a body";
-      case errc::body_too_large: return "body too large";
-      case errc::bad_uri: return "malformed MSRP URI";
-      case errc::bad_byte_range: return "malformed Byte-Range";
-      case errc::bad_report_value: return "malformed Success-Report or Failure-Report";
-      case errc::bad_status_header: return "malformed Status header";
-      case errc::bad_number: return "malformed number";
+      case errc::bad_start_line:
+        return "malformed start line";
+      case errc::bad_transaction_id:
+        return "malformed transaction id";
+      case errc::bad_method:
+        return "malformed method name";
+      case errc::bad_status_code:
+        return "malformed status code or comment";
+      case errc::bad_line_ending:
+        return "line not terminated by CRLF";
+      case errc::bad_header:
+        return "malformed header field";
+      case errc::bad_end_line:
+        return "end-line does not match the start line";
+      case errc::header_block_too_large:
+        return "header block too large";
+      case errc::too_many_headers:
+        return "too many header fields";
+      case errc::missing_to_path:
+        return "request without To-Path";
+      case errc::missing_from_path:
+        return "request without From-Path";
+      case errc::duplicate_header:
+        return "header field repeated";
+      case errc::body_without_content_type:
+        return "body without Content-Type";
+      case errc::response_with_body:
+        return "response with a body";
+      case errc::body_too_large:
+        return "body too large";
+      case errc::bad_uri:
+        return "malformed MSRP URI";
+      case errc::bad_byte_range:
+        return "malformed Byte-Range";
+      case errc::bad_report_value:
+        return "malformed Success-Report or Failure-Report";
+      case errc::bad_status_header:
+        return "malformed Status header";
+      case errc::bad_number:
+        return "malformed number";
     }
     return "unknown msrp error";
   }

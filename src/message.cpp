@@ -16,7 +16,8 @@ result<byte_range> byte_range::parse(std::string_view value) {
   if (dash == std::string_view::npos || slash == std::string_view::npos) {
     return errc::bad_byte_range;
   }
-  const auto star_or_number = [](std::string_view s) -> std::optional<std::optional<std::uint64_t>> {
+  const auto star_or_number =
+      [](std::string_view s) -> std::optional<std::optional<std::uint64_t>> {
     if (s == "*") return std::optional<std::uint64_t>{};
     if (auto n = parse_decimal(s)) return n;
     return std::nullopt;
@@ -137,7 +138,9 @@ result<std::vector<uri>> message::use_path() const {
   return parse_path(*header("Use-Path"));
 }
 
-std::optional<std::string_view> message::message_id() const { return header("Message-ID"); }
+std::optional<std::string_view> message::message_id() const {
+  return header("Message-ID");
+}
 
 result<msrp::byte_range> message::byte_range() const {
   const auto value = header("Byte-Range");
@@ -173,7 +176,9 @@ result<std::optional<msrp::status>> message::status() const {
   return std::optional<msrp::status>{std::move(parsed)};
 }
 
-std::optional<std::string_view> message::content_type() const { return header("Content-Type"); }
+std::optional<std::string_view> message::content_type() const {
+  return header("Content-Type");
+}
 
 result<std::optional<std::uint32_t>> message::expires() const {
   return optional_seconds(*this, "Expires");
@@ -191,7 +196,9 @@ std::vector<std::string_view> message::www_authenticate() const {
   return headers_named("WWW-Authenticate");
 }
 
-std::optional<std::string_view> message::authorization() const { return header("Authorization"); }
+std::optional<std::string_view> message::authorization() const {
+  return header("Authorization");
+}
 
 std::optional<std::string_view> message::authentication_info() const {
   return header("Authentication-Info");

@@ -4,11 +4,20 @@
 #include <cassert>
 
 namespace msrp {
+namespace {
+
+// RFC 4975 §7.1: a request has a body exactly when it has a Content-Type; responses have none.
+bool has_body(const message& m) {
+  return m.is_request() && m.content_type();
+}
+
+}  // namespace
 
 std::string serialize_head(const message& m) {
   // RFC 4975 §9: req-start / resp-start, then `hname ":" SP hval CRLF` for each field.
   std::size_t size = 5 + m.transaction_id.size() + 1 + m.method.size() + 4 + m.comment.size() + 4;
-  for (const auto& field : m.headers) size += field.name.size() + 2 + field.value.size() + 2;
+  for (const auto& field : m.headers)
+    size += field.name.size() + 2 + field.value.size() + 2;
   std::string out;
   out.reserve(size);
   out += "MSRP ";
@@ -32,14 +41,14 @@ std::string serialize_head(const message& m) {
     out += field.value;
     out += "\r\n";
   }
-  if (m.content_type()) out += "\r\n";
+  if (has_body(m)) out += "\r\n";
   return out;
 }
 
 std::string serialize_end(const message& m, end_flag flag) {
   // RFC 4975 §7.1: "If a body is present, the end-line MUST be preceded by a CRLF that is not
   // part of the body."
-  std::string out = m.content_type() ? "\r\n-------" : "-------";
+  std::string out = has_body(m) ? "\r\n-------" : "-------";
   out += m.transaction_id;
   out += static_cast<char>(flag);
   out += "\r\n";
@@ -54,7 +63,7 @@ std::string frame::to_string() const {
 }
 
 frame serialize(const message& m, std::string_view body, end_flag flag) {
-  assert(body.empty() || m.content_type());
+  assert(body.empty() || has_body(m));
   return {serialize_head(m), body, serialize_end(m, flag)};
 }
 

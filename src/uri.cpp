@@ -9,29 +9,20 @@
 #include <charconv>
 #include <cstddef>
 
+#include "msrp/detail/text.hpp"
+
 namespace msrp {
 namespace {
 
-// RFC 5234 Appendix B.1: ALPHA, DIGIT, HEXDIG; RFC 4975 §9: ALPHANUM = ALPHA / DIGIT.
-bool is_alpha(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-bool is_alphanum(char c) {
-  return is_alpha(c) || is_digit(c);
-}
+using detail::iequals;
+using detail::is_alphanum;
+using detail::is_digit;
+using detail::is_token_char;
+using detail::to_lower;
+
+// RFC 5234 Appendix B.1: HEXDIG
 bool is_hexdig(char c) {
   return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-char to_lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return std::ranges::equal(a, b, [](char x, char y) { return to_lower(x) == to_lower(y); });
 }
 
 // RFC 3986 §2.3: unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"
@@ -53,12 +44,6 @@ bool is_userinfo_char(char c) {
 // RFC 4975 §9: session-id = 1*( unreserved / "+" / "=" / "/" )
 bool is_session_id_char(char c) {
   return is_unreserved(c) || c == '+' || c == '=' || c == '/';
-}
-
-// RFC 4975 §9: token = 1*(%x21 / %x23-27 / %x2A-2B / %x2D-2E / %x30-39 / %x41-5A / %x5E-7E)
-bool is_token_char(char c) {
-  return c == 0x21 || (c >= 0x23 && c <= 0x27) || c == 0x2A || c == 0x2B || c == 0x2D ||
-         c == 0x2E || is_digit(c) || (c >= 0x41 && c <= 0x5A) || (c >= 0x5E && c <= 0x7E);
 }
 
 // Whether `text` is one or more characters that satisfy `allowed`.

@@ -24,9 +24,9 @@ TEST(ByteRange, ParsesNumbersAndStars) {
 }
 
 TEST(ByteRange, RejectsImpossibleRanges) {
-  for (const auto* text : {"0-1/1", "3-1/5", "1-6/5", "7-*/5", "1-2", "1/2", "-1-2/3", "1-2/",
-                           "a-2/3", "1-b/3", "1-2/c", "", "1--2/3", "1-2/3 ", " 1-2/3",
-                           "18446744073709551616-*/*"}) {
+  for (const auto* text :
+       {"0-1/1", "3-1/5", "1-6/5", "7-*/5", "1-2", "1/2", "-1-2/3", "1-2/", "a-2/3", "1-b/3",
+        "1-2/c", "", "1--2/3", "1-2/3 ", " 1-2/3", "18446744073709551616-*/*"}) {
     const auto parsed = byte_range::parse(text);
     EXPECT_FALSE(parsed) << text;
     if (!parsed) {
@@ -63,14 +63,14 @@ TEST(Message, ReportHeadersHaveTheRfcDefaults) {
   const auto set = with({{"Success-Report", "yes"}, {"Failure-Report", "partial"}});
   EXPECT_EQ(*set.success_report(), report_mode::yes);
   EXPECT_EQ(*set.failure_report(), report_mode::partial);
-  EXPECT_EQ(with({{"Success-Report", "partial"}}).success_report().error(),
-            errc::bad_report_value);
+  EXPECT_EQ(with({{"Success-Report", "partial"}}).success_report().error(), errc::bad_report_value);
   EXPECT_EQ(with({{"Failure-Report", "maybe"}}).failure_report().error(), errc::bad_report_value);
 }
 
 TEST(Message, ParsesPaths) {
-  const auto m = with({{"To-Path", "msrps://relay.example.com:2855;tcp msrp://bob.example.com:8888/9di;tcp"},
-                       {"From-Path", "msrp://alice.example.com:7777/iau;tcp"}});
+  const auto m =
+      with({{"To-Path", "msrps://relay.example.com:2855;tcp msrp://bob.example.com:8888/9di;tcp"},
+            {"From-Path", "msrp://alice.example.com:7777/iau;tcp"}});
   const auto to = m.to_path();
   ASSERT_TRUE(to);
   ASSERT_EQ(to->size(), 2u);
@@ -80,8 +80,7 @@ TEST(Message, ParsesPaths) {
   EXPECT_EQ(with({}).to_path().error(), errc::missing_to_path);
   EXPECT_EQ(with({}).from_path().error(), errc::missing_from_path);
   EXPECT_TRUE(with({}).use_path()->empty());
-  EXPECT_EQ(with({{"To-Path", "msrp://a.example.com:1/s;tcp "}}).to_path().error(),
-            errc::bad_uri);
+  EXPECT_EQ(with({{"To-Path", "msrp://a.example.com:1/s;tcp "}}).to_path().error(), errc::bad_uri);
   EXPECT_EQ(with({{"Use-Path", "msrp://a.example.com:1/s"}}).use_path().error(), errc::bad_uri);
 }
 

@@ -89,7 +89,8 @@ class parser_driver {
       flush_body();
     }
     switch (e.kind) {
-      case parser::event_kind::need_more: break;
+      case parser::event_kind::need_more:
+        break;
       case parser::event_kind::head: {
         const auto& m = parser_.head();
         log_ += "head MSRP " + m.transaction_id + ' ';

@@ -52,9 +52,20 @@ TEST(Serializer, WritesBodilessRequestsAndResponses) {
             "MSRP abcd 200\r\n-------abcd#\r\n");
 }
 
+TEST(Serializer, ResponseWithContentTypeHasNoBody) {
+  // Found by fuzz_parser: a response never has a body (RFC 4975 §7.2), whatever its headers.
+  message response;
+  response.transaction_id = "abcd";
+  response.status_code = 200;
+  response.headers = {{"Content-Type", "text/plain"}};
+  EXPECT_EQ(serialize(response).to_string(),
+            "MSRP abcd 200\r\nContent-Type: text/plain\r\n-------abcd$\r\n");
+}
+
 TEST(Serializer, OutputParsesBack) {
   std::string body;
-  for (int i = 0; i < 1000; ++i) body += static_cast<char>(i * 7);
+  for (int i = 0; i < 1000; ++i)
+    body += static_cast<char>(i * 7);
   const auto f = serialize(send_head("abc123XYZ"), body, end_flag::aborted);
   test::parser_driver driver;
   driver.feed(f.to_string());
@@ -71,7 +82,8 @@ TEST(TransactionId, HasSixteenAlphanumericCharactersFromTheSource) {
   for (int i = 0; i < 1000; ++i) {
     const auto id = make_transaction_id(source);
     ASSERT_EQ(id.size(), 16u);
-    for (const char c : id) ASSERT_TRUE(std::isalnum(static_cast<unsigned char>(c))) << id;
+    for (const char c : id)
+      ASSERT_TRUE(std::isalnum(static_cast<unsigned char>(c))) << id;
     ids.insert(id);
   }
   EXPECT_EQ(ids.size(), 1000u);
@@ -142,7 +154,8 @@ TEST(Chunker, AbortEndsWithHash) {
 TEST(Chunker, ChunksSerializeAndReassemble) {
   std::mt19937_64 random(3);
   std::string message(100'000, '\0');
-  for (auto& c : message) c = static_cast<char>(random());
+  for (auto& c : message)
+    c = static_cast<char>(random());
   chunker chunks(message.size(), 30'000);
   std::string wire;
   auto head = send_head("x");

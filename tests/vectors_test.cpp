@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,9 +19,8 @@ struct vector {
 };
 
 std::vector<vector> load_vectors() {
-  const char* dir = std::getenv("MSRP_VECTORS");
+  const std::filesystem::path dir = MSRP_VECTORS_DIR;
   std::vector<vector> vectors;
-  if (!dir) return vectors;
   std::vector<std::filesystem::path> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() == ".md" && entry.path().filename() != "README.md") {
@@ -70,7 +68,8 @@ TEST_P(Vectors, ParseSplitAtEveryByte) {
 TEST_P(Vectors, ParseOneByteAtATime) {
   const auto& wire = GetParam().wire;
   parser_driver driver;
-  for (const char c : wire) driver.feed(std::string_view(&c, 1));
+  for (const char c : wire)
+    driver.feed(std::string_view(&c, 1));
   EXPECT_EQ(driver.log(), GetParam().events);
 }
 
@@ -97,7 +96,9 @@ INSTANTIATE_TEST_SUITE_P(Rfc, Vectors, ::testing::ValuesIn(load_vectors()),
                            return name + std::to_string(test.index);
                          });
 
-TEST(Vectors, AreFound) { EXPECT_GE(load_vectors().size(), 10u); }
+TEST(Vectors, AreFound) {
+  EXPECT_GE(load_vectors().size(), 10u);
+}
 
 }  // namespace
 }  // namespace msrp::test

@@ -50,7 +50,8 @@ std::string hex(std::string_view bytes) {
   std::string out;
   for (const char c : bytes) {
     char pair[4];
-    std::snprintf(pair, sizeof pair, "%s%02x", out.empty() ? "" : " ", static_cast<unsigned char>(c));
+    std::snprintf(pair, sizeof pair, "%s%02x", out.empty() ? "" : " ",
+                  static_cast<unsigned char>(c));
     out += pair;
   }
   return out;
@@ -90,12 +91,13 @@ class printer {
       std::cout << head_.status_code << (head_.comment.empty() ? "" : " ") << head_.comment;
     }
     std::cout << '\n';
-    for (const auto& field : head_.headers) std::cout << "  " << field.name << ": " << field.value << '\n';
+    for (const auto& field : head_.headers)
+      std::cout << "  " << field.name << ": " << field.value << '\n';
     if (head_.content_type()) {
       std::cout << "  body: " << body_size_ << " bytes";
       if (body_size_ > 0) {
         std::cout << (is_printable_text(preview_) ? ", text " + json_string(preview_)
-                                                   : ", hex " + hex(preview_));
+                                                  : ", hex " + hex(preview_));
         if (body_size_ > preview_.size()) std::cout << " ...";
       }
       std::cout << '\n';
@@ -109,11 +111,13 @@ class printer {
   }
 
   void print_json(msrp::end_flag flag) {
-    std::cout << "{\"offset\":" << offset_ << ",\"transaction_id\":" << json_string(head_.transaction_id);
+    std::cout << "{\"offset\":" << offset_
+              << ",\"transaction_id\":" << json_string(head_.transaction_id);
     if (head_.is_request()) {
       std::cout << ",\"method\":" << json_string(head_.method);
     } else {
-      std::cout << ",\"status\":" << head_.status_code << ",\"comment\":" << json_string(head_.comment);
+      std::cout << ",\"status\":" << head_.status_code
+                << ",\"comment\":" << json_string(head_.comment);
     }
     std::cout << ",\"headers\":[";
     for (std::size_t i = 0; i < head_.headers.size(); ++i) {

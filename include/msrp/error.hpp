@@ -14,13 +14,13 @@ namespace msrp {
 /// Errors of the MSRP core. Zero is never used, so a default `std::error_code` means success.
 enum class errc {
   // --- Framing (RFC 4975 §9): the peer's bytes cannot be a message. Answer 400 if possible.
-  bad_start_line = 1,   ///< The first line is not `MSRP SP transact-id SP (method | status)`.
-  bad_transaction_id,   ///< The transaction id is not an `ident` (4 to 32 characters, §9).
-  bad_method,           ///< The method is not 1*UPALPHA.
-  bad_status_code,      ///< The status code is not three digits, or the comment has bad bytes.
-  bad_line_ending,      ///< A line ends in a bare LF or contains a bare CR.
-  bad_header,           ///< A header line is not `hname ":" SP hval`, or has a control byte.
-  bad_end_line,         ///< A message without body does not end in its own end-line.
+  bad_start_line = 1,      ///< The first line is not `MSRP SP transact-id SP (method | status)`.
+  bad_transaction_id,      ///< The transaction id is not an `ident` (4 to 32 characters, §9).
+  bad_method,              ///< The method is not 1*UPALPHA.
+  bad_status_code,         ///< The status code is not three digits, or the comment has bad bytes.
+  bad_line_ending,         ///< A line ends in a bare LF or contains a bare CR.
+  bad_header,              ///< A header line is not `hname ":" SP hval`, or has a control byte.
+  bad_end_line,            ///< A message without body does not end in its own end-line.
   header_block_too_large,  ///< The start line and headers exceed the parser's limit.
   too_many_headers,        ///< More header fields than the parser's limit.
   missing_to_path,         ///< A request has no To-Path header field (§7.1).
@@ -30,9 +30,10 @@ enum class errc {
   response_with_body,         ///< A response carries a body, which §7.2 forbids.
   body_too_large,             ///< A body exceeds the configured limit; answer 413.
   // --- Header values: answer 400.
-  bad_uri,          ///< An MSRP URI does not follow RFC 4975 §6 and §9.
-  bad_byte_range,   ///< Byte-Range is not `start-end/total` with 1 <= start, end+1 >= start, end <= total.
-  bad_report_value,  ///< Success-Report is not yes/no, or Failure-Report not yes/no/partial.
+  bad_uri,         ///< An MSRP URI does not follow RFC 4975 §6 and §9.
+  bad_byte_range,  ///< Byte-Range is not `start-end/total` with 1 <= start, end+1 >= start, end <=
+                   ///< total.
+  bad_report_value,   ///< Success-Report is not yes/no, or Failure-Report not yes/no/partial.
   bad_status_header,  ///< Status is not `namespace SP status-code [SP comment]`.
   bad_number,         ///< Expires, Min-Expires or Max-Expires is not a decimal number.
 };

@@ -29,6 +29,12 @@
 //   Any other text, `\r\n-------` followed by another id included, is body.
 // * The `end` event carries the continuation flag: `$`, `+` or `#`.
 // * `need_more` consumes what it could and asks for more bytes. It is not an error.
+// * The parser checks the framing and what framing depends on: the start line, header syntax,
+//   that a request has one To-Path and one From-Path (RFC 4975 §7.1), that Message-ID,
+//   Byte-Range and Content-Type occur at most once, and the Byte-Range syntax. Other header
+//   values, the URIs in the paths among them, are checked by `message`'s typed accessors
+//   when the session or relay reads them: such a request is well framed and is answered 400
+//   without losing the connection.
 // * An error is final: the parser returns the same error on every later call, since the
 //   framing of the byte stream is lost. `to_status(error)` gives the status code to answer.
 #pragma once
@@ -66,10 +72,10 @@ class parser {
 
   struct event {
     event_kind kind = event_kind::need_more;
-    std::size_t consumed = 0;     ///< Bytes of the input used by this call.
-    std::string_view body{};      ///< For `body`: a view into the input.
+    std::size_t consumed = 0;            ///< Bytes of the input used by this call.
+    std::string_view body{};             ///< For `body`: a view into the input.
     end_flag flag = end_flag::complete;  ///< For `end`.
-    std::error_code error{};      ///< For `error`.
+    std::error_code error{};             ///< For `error`.
   };
 
   parser() = default;
@@ -104,14 +110,22 @@ class parser {
   event fail(std::error_code code, std::size_t at);
   event need_more(std::size_t consumed, std::size_t scanned);
   std::size_t find_line_end(std::string_view input, std::size_t from);
+  /// Records a header the parser acts on; true if it was seen before in this head.
+  bool note_single_header(std::string_view name);
+
+  /// The headers `note_single_header` tracks, as bits of `seen_`.
+  enum class single : unsigned { to_path, from_path, message_id, byte_range, content_type };
+  static constexpr unsigned bit(single s) { return 1u << static_cast<unsigned>(s); }
 
   limits limits_;
   state state_ = state::start_line;
   message head_;
-  std::size_t header_count_ = 0;   // fields parsed into head_.headers (reused capacity)
-  std::size_t head_size_ = 0;      // bytes of this frame's head consumed so far
-  std::size_t scanned_ = 0;        // bytes of the unconsumed input known to hold no LF
+  std::size_t header_count_ = 0;  // fields parsed into head_.headers (reused capacity)
+  unsigned seen_ = 0;             // bits of the single headers seen in this head
+  std::size_t head_size_ = 0;     // bytes of this frame's head consumed so far
+  std::size_t scanned_ = 0;       // bytes of the unconsumed input known to hold no LF
   bool has_body_ = false;
+  std::uint64_t body_limit_ = 0;  // body bytes this frame may carry
   std::uint64_t body_size_ = 0;
   std::uint64_t offset_ = 0;
   std::error_code error_;

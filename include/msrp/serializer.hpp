@@ -3,8 +3,8 @@
 // The serializer pairs with the parser. It writes the head (start line, header fields and,
 // for a message with a body, the blank line) and the end-line to small strings and leaves the
 // body where it is, so head, body and end-line go out in one scatter-gather write. Whether a
-// message has a body is decided by its Content-Type header, as §7.1 requires: a request with
-// a body MUST carry Content-Type and one without MUST NOT.
+// request has a body is decided by its Content-Type header, as §7.1 requires: a request with
+// a body MUST carry Content-Type and one without MUST NOT. Responses never have a body.
 //
 // Transaction ids come from a random source the caller injects, so tests control them.
 #pragma once
@@ -24,11 +24,12 @@ namespace msrp {
 using random_source = std::function<std::uint64_t()>;
 
 /// The head of `m`: `MSRP id METHOD` or `MSRP id code [comment]`, each header field as
-/// `name: value`, all lines ended by CRLF, then one more CRLF if `m` has a Content-Type.
+/// `name: value`, all lines ended by CRLF, then one more CRLF if `m` is a request with a
+/// Content-Type.
 std::string serialize_head(const message& m);
 
 /// The end-line of `m` with `flag`: `-------id$` CRLF, preceded by the CRLF that ends the
-/// body when `m` has a Content-Type (§7.1).
+/// body when `m` is a request with a Content-Type (§7.1).
 std::string serialize_end(const message& m, end_flag flag);
 
 /// One frame ready for a scatter-gather write: head, body (a view the caller keeps alive),
@@ -44,8 +45,8 @@ struct frame {
   std::string to_string() const;
 };
 
-/// Serializes `m` with `body` and `flag`. A message without Content-Type has no body; `body`
-/// must then be empty.
+/// Serializes `m` with `body` and `flag`. A response, or a request without Content-Type, has
+/// no body; `body` must then be empty.
 frame serialize(const message& m, std::string_view body = {}, end_flag flag = end_flag::complete);
 
 /// A new transaction id (RFC 4975 §7.1): 16 characters of [0-9A-Za-z], about 95 bits from

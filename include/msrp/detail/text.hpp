@@ -8,10 +8,18 @@
 
 namespace msrp::detail {
 
-constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-constexpr bool is_alpha(char c) noexcept { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-constexpr bool is_alphanum(char c) noexcept { return is_alpha(c) || is_digit(c); }
-constexpr char to_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? char(c + 32) : c; }
+constexpr bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
+constexpr bool is_alpha(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+constexpr bool is_alphanum(char c) noexcept {
+  return is_alpha(c) || is_digit(c);
+}
+constexpr char to_lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? char(c + 32) : c;
+}
 
 /// RFC 4975 §9: token = 1*(%x21 / %x23-27 / %x2A-2B / %x2D-2E / %x30-39 / %x41-5A / %x5E-7E)
 constexpr bool is_token_char(char c) noexcept {
@@ -20,7 +28,8 @@ constexpr bool is_token_char(char c) noexcept {
          u == 0x2E || is_digit(c) || (u >= 0x41 && u <= 0x5A) || (u >= 0x5E && u <= 0x7E);
 }
 
-/// RFC 4975 §9: ident = ALPHANUM 3*31ident-char; ident-char = ALPHANUM / "." / "-" / "+" / "%" / "="
+/// RFC 4975 §9: ident = ALPHANUM 3*31ident-char; ident-char = ALPHANUM / "." / "-" / "+" / "%" /
+/// "="
 constexpr bool is_ident(std::string_view s) noexcept {
   if (s.size() < 4 || s.size() > 32 || !is_alphanum(s.front())) return false;
   for (char c : s) {
