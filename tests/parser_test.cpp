@@ -269,6 +269,11 @@ std::vector<malformed> malformed_inputs() {
   };
 }
 
+// Names the case, rather than dumping its bytes, in test names and failure messages.
+void PrintTo(const malformed& c, std::ostream* out) {
+  *out << c.name;
+}
+
 class Malformed : public ::testing::TestWithParam<malformed> {};
 
 TEST_P(Malformed, FailsAtEverySplitWithItsStatus) {

@@ -47,6 +47,10 @@ std::vector<vector> load_vectors() {
   return vectors;
 }
 
+void PrintTo(const vector& v, std::ostream* out) {
+  *out << v.name;
+}
+
 class Vectors : public ::testing::TestWithParam<vector> {};
 
 TEST_P(Vectors, ParseWhole) {

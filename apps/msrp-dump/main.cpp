@@ -16,7 +16,8 @@
 
 namespace {
 
-constexpr std::size_t preview_size = 64;
+constexpr std::size_t preview_size = 64;  // body bytes kept for the preview
+constexpr std::size_t hex_preview_size = 16;
 
 /// A JSON string literal for `text` (bytes of 0x80 and above pass through unchanged).
 std::string json_string(std::string_view text) {
@@ -96,9 +97,10 @@ class printer {
     if (head_.content_type()) {
       std::cout << "  body: " << body_size_ << " bytes";
       if (body_size_ > 0) {
-        std::cout << (is_printable_text(preview_) ? ", text " + json_string(preview_)
-                                                  : ", hex " + hex(preview_));
-        if (body_size_ > preview_.size()) std::cout << " ...";
+        std::cout << (is_printable_text(preview_)
+                          ? ", text " + json_string(preview_)
+                          : ", hex " + hex(std::string_view(preview_).substr(0, hex_preview_size)));
+        if (body_size_ > preview_.size() || !is_printable_text(preview_)) std::cout << " ...";
       }
       std::cout << '\n';
     } else {
