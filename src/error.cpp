@@ -49,6 +49,18 @@ class category final : public std::error_category {
         return "malformed Status header";
       case errc::bad_number:
         return "malformed number";
+      case errc::bad_sdp:
+        return "malformed session description";
+      case errc::sdp_missing_msrp_media:
+        return "session description without MSRP media";
+      case errc::sdp_missing_path:
+        return "MSRP media without a=path";
+      case errc::sdp_missing_accept_types:
+        return "MSRP media without a=accept-types";
+      case errc::sdp_no_common_type:
+        return "no accept-type in common with the offer";
+      case errc::sdp_tls_mismatch:
+        return "offer and answer disagree on TLS";
     }
     return "unknown msrp error";
   }

@@ -75,20 +75,25 @@ bool contains_end_line(std::string_view body, std::string_view id) {
   return false;
 }
 
-std::string make_transaction_id(const random_source& random, std::string_view body) {
+std::string make_ident(const random_source& random) {
   static constexpr std::string_view alphabet =
       "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
   std::string id(16, '0');
-  do {
-    // Two draws of 64 bits, eight characters from each: 8 * log2(62) = 47.6 bits apiece.
-    for (std::size_t half = 0; half < 2; ++half) {
-      auto bits = random();
-      for (std::size_t i = 0; i < 8; ++i) {
-        id[half * 8 + i] = alphabet[bits % alphabet.size()];
-        bits /= alphabet.size();
-      }
+  // Two draws of 64 bits, eight characters from each: 8 * log2(62) = 47.6 bits apiece.
+  for (std::size_t half = 0; half < 2; ++half) {
+    auto bits = random();
+    for (std::size_t i = 0; i < 8; ++i) {
+      id[half * 8 + i] = alphabet[bits % alphabet.size()];
+      bits /= alphabet.size();
     }
-  } while (contains_end_line(body, id));
+  }
+  return id;
+}
+
+std::string make_transaction_id(const random_source& random, std::string_view body) {
+  auto id = make_ident(random);
+  while (contains_end_line(body, id))
+    id = make_ident(random);
   return id;
 }
 

@@ -36,6 +36,14 @@ enum class errc {
   bad_report_value,   ///< Success-Report is not yes/no, or Failure-Report not yes/no/partial.
   bad_status_header,  ///< Status is not `namespace SP status-code [SP comment]`.
   bad_number,         ///< Expires, Min-Expires or Max-Expires is not a decimal number.
+  // --- Session descriptions (RFC 4975 §8, RFC 8866; see sdp.hpp). These concern SDP carried
+  // by SIP, not an MSRP peer's request: SIP answers a bad offer with 488, which is not ours.
+  bad_sdp,                   ///< A malformed SDP line, attribute or line order (RFC 8866 §9).
+  sdp_missing_msrp_media,    ///< No `m=message` section with proto TCP/MSRP or TCP/TLS/MSRP.
+  sdp_missing_path,          ///< The MSRP media section has no `a=path` (RFC 4975 §8.2).
+  sdp_missing_accept_types,  ///< The MSRP media section has no `a=accept-types` (§8.6).
+  sdp_no_common_type,        ///< Offer and answerer share no accept-type (§8.6).
+  sdp_tls_mismatch,          ///< We would answer TCP/MSRP to TCP/TLS/MSRP, or the reverse.
 };
 
 /// The error category of `msrp::errc`; its name is "msrp".

@@ -49,9 +49,13 @@ struct frame {
 /// no body; `body` must then be empty.
 frame serialize(const message& m, std::string_view body = {}, end_flag flag = end_flag::complete);
 
-/// A new transaction id (RFC 4975 §7.1): 16 characters of [0-9A-Za-z], about 95 bits from
-/// `random`, drawn again until `body` does not contain `-------` followed by the id, so the
-/// body cannot end the frame early.
+/// A new random `ident` (RFC 4975 §9): 16 characters of [0-9A-Za-z], about 95 bits from
+/// `random`. Used for Message-IDs and session-ids (which need at least 64 and 80 bits, §7.1.1
+/// and §14.1) as well as transaction ids.
+std::string make_ident(const random_source& random);
+
+/// A new transaction id (RFC 4975 §7.1): `make_ident`, drawn again until `body` does not
+/// contain `-------` followed by the id, so the body cannot end the frame early.
 std::string make_transaction_id(const random_source& random, std::string_view body = {});
 
 /// True if `body` contains `-------` followed by `id`: with that id the body could hold an

@@ -1,0 +1,264 @@
+// How two msrp commands meet: quick mode (one listens and prints its URI, the other
+// connects) or strict SDP offer/answer through files (RFC 4975 §8, RFC 6135, RFC 8122).
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "cli.hpp"
+#include "msrp/sdp.hpp"
+
+namespace msrp::cli {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Splits "[address:]port" (an IPv6 address in brackets).
+std::optional<std::pair<std::string, std::uint16_t>> split_listen(std::string_view text) {
+  std::string address = "127.0.0.1";
+  const auto colon = text.rfind(':');
+  if (colon != std::string_view::npos) {
+    address = std::string(text.substr(0, colon));
+    if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
+      address = address.substr(1, address.size() - 2);
+    }
+    text.remove_prefix(colon + 1);
+  }
+  unsigned port = 0;
+  std::istringstream in{std::string(text)};
+  if (!(in >> port) || !in.eof() || port > 65535) return std::nullopt;
+  return std::pair{address, static_cast<std::uint16_t>(port)};
+}
+
+/// Reads a file, waiting for it to appear ("-": standard input to its end).
+std::optional<std::string> read_text(const std::string& name) {
+  std::stringstream text;
+  if (name == "-") {
+    text << std::cin.rdbuf();
+    return text.str();
+  }
+  for (int waited = 0; !std::filesystem::exists(name); ++waited) {
+    if (waited == 1200) return std::nullopt;  // two minutes
+    std::this_thread::sleep_for(100ms);
+  }
+  std::ifstream in(name, std::ios::binary);
+  if (!in) return std::nullopt;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// Writes a file whole, or not at all: a temporary file renamed into place ("-": stdout).
+bool write_text(const std::string& name, const std::string& text) {
+  if (name == "-") {
+    std::cout << text << std::flush;
+    return true;
+  }
+  const auto temporary = name + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (!(out << text)) return false;
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, name, error);
+  return !error;
+}
+
+failure network_failure(std::string_view what, std::error_code error) {
+  return {exit_status::network, std::string(what) + ": " + error.message()};
+}
+
+/// Our certificate's fingerprint for the SDP (RFC 8122: sha-256).
+std::optional<fingerprint> own_fingerprint(const net::node::options& settings) {
+  if (!settings.identity) return std::nullopt;
+  auto digest = net::certificate_digest(settings.identity->certificate_pem, "sha-256");
+  if (!digest) return std::nullopt;
+  return fingerprint{"sha-256", std::move(*digest)};
+}
+
+/// Connects to the first hop of `path` and binds the session to it (the active side).
+std::optional<failure> connect_and_bind(net::node& node, session_handle session, const uri& target,
+                                        const std::optional<fingerprint>& peer) {
+  auto connection = node.connect(target, peer);
+  if (!connection)
+    return network_failure("cannot connect to " + target.to_string(), connection.error());
+  node.bind(session, *connection);
+  node.send_empty(session);  // RFC 4975 §5.4: the active side sends at once
+  return std::nullopt;
+}
+
+std::variant<meeting, failure> quick_listen(net::node& node, const meeting_options& options,
+                                            const net::node::options& settings) {
+  const auto where = split_listen(options.listen);
+  if (!where) return failure{exit_status::bad_input, "bad --listen address: " + options.listen};
+  const auto port = node.listen(where->first, where->second, options.tls);
+  if (!port) return network_failure("cannot listen on " + options.listen, port.error());
+  const auto session = node.open_session({.secure = options.tls,
+                                          .host = where->first,
+                                          .port = *port,
+                                          .accept_types = options.accept_types,
+                                          .max_size = options.max_size});
+  auto announcement = "'" + node.local_uri(session).to_string() + "'";
+  if (const auto mine = own_fingerprint(settings); mine && options.tls) {
+    announcement += " --fingerprint '" + mine->hash_function + ' ' + mine->to_string() + "'";
+  }
+  std::cerr << "msrp: listening; connect with: --connect " << announcement << std::endl;
+  if (!options.uri_file.empty() && !write_text(options.uri_file, announcement + '\n')) {
+    return failure{exit_status::bad_input, "cannot write " + options.uri_file};
+  }
+  return meeting{session, {"*"}};
+}
+
+std::variant<meeting, failure> quick_connect(net::node& node, const meeting_options& options) {
+  const auto target = uri::parse(options.connect);
+  if (!target) return failure{exit_status::bad_input, "bad MSRP URI: " + options.connect};
+  std::optional<fingerprint> peer;
+  if (!options.fingerprint.empty()) {
+    auto parsed = fingerprint::parse(options.fingerprint);
+    if (!parsed) return failure{exit_status::bad_input, "bad fingerprint: " + options.fingerprint};
+    peer = std::move(*parsed);
+  }
+  const auto session = node.open_session({.secure = target->is_secure(),
+                                          .host = "client.invalid",
+                                          .port = std::nullopt,
+                                          .accept_types = options.accept_types,
+                                          .max_size = options.max_size});
+  node.set_remote_path(session, {*target});
+  if (auto failed = connect_and_bind(node, session, *target, peer)) return *failed;
+  return meeting{session, {"*"}};
+}
+
+/// Our media description: a listening URI, the types we take, our fingerprint.
+media_description local_media(net::node& node, const meeting_options& options,
+                              const net::node::options& settings, session_handle session,
+                              std::uint16_t port, const std::string& address) {
+  media_description media;
+  media.tls = options.tls;
+  media.port = port;
+  media.address = address;
+  media.ipv6 = address.find(':') != std::string::npos;
+  media.path = {node.local_uri(session)};
+  media.accept_types = options.accept_types;
+  media.max_size = options.max_size;
+  if (const auto mine = own_fingerprint(settings); mine && options.tls) {
+    media.fingerprints.push_back(*mine);
+  }
+  return media;
+}
+
+std::optional<fingerprint> first_fingerprint(const media_description& media) {
+  if (media.fingerprints.empty()) return std::nullopt;
+  return media.fingerprints.front();
+}
+
+/// Offerer: listens, offers `a=setup:actpass` (RFC 6135), then connects if the answer
+/// makes it the active side.
+std::variant<meeting, failure> offer(net::node& node, const meeting_options& options,
+                                     const net::node::options& settings) {
+  const auto where = split_listen(options.listen.empty() ? "127.0.0.1:0" : options.listen);
+  if (!where) return failure{exit_status::bad_input, "bad --listen address: " + options.listen};
+  const auto port = node.listen(where->first, where->second, options.tls);
+  if (!port) return network_failure("cannot listen", port.error());
+  const auto session = node.open_session({.secure = options.tls,
+                                          .host = where->first,
+                                          .port = *port,
+                                          .accept_types = options.accept_types,
+                                          .max_size = options.max_size});
+  session_description sdp;
+  sdp.origin.address = where->first;
+  sdp.origin.ipv6 = where->first.find(':') != std::string::npos;
+  sdp.media = local_media(node, options, settings, session, *port, where->first);
+  sdp.media.setup = setup_role::actpass;
+  if (!write_text(options.write_offer, format_sdp(sdp))) {
+    return failure{exit_status::bad_input, "cannot write " + options.write_offer};
+  }
+  const auto text = read_text(options.read_answer);
+  if (!text) return failure{exit_status::bad_input, "no answer in " + options.read_answer};
+  const auto answer = parse_sdp(*text);
+  if (!answer) {
+    return failure{exit_status::bad_input, "malformed SDP answer: " + answer.error().message()};
+  }
+  node.set_remote_path(session, answer->media.path);
+  if (const auto peer = first_fingerprint(answer->media)) node.expect_client(*peer);
+  if (is_active(sdp.media, answer->media, true)) {
+    if (auto failed = connect_and_bind(node, session, answer->media.path.front(),
+                                       first_fingerprint(answer->media))) {
+      return *failed;
+    }
+  }
+  return meeting{session, answer->media.accept_types};
+}
+
+/// Answerer: reads the offer, answers, and connects when it is the active side.
+std::variant<meeting, failure> answer(net::node& node, const meeting_options& options,
+                                      const net::node::options& settings) {
+  const auto text = read_text(options.read_offer);
+  if (!text) return failure{exit_status::bad_input, "no offer in " + options.read_offer};
+  const auto offered = parse_sdp(*text);
+  if (!offered) {
+    return failure{exit_status::bad_input, "malformed SDP offer: " + offered.error().message()};
+  }
+  meeting_options mine = options;
+  mine.tls = offered->media.tls;
+  const auto where = split_listen(options.listen.empty() ? "127.0.0.1:0" : options.listen);
+  if (!where) return failure{exit_status::bad_input, "bad --listen address: " + options.listen};
+  // Listen in case the answer makes us passive (an offer without a=setup, RFC 4975 §5.4).
+  const auto port = node.listen(where->first, where->second, mine.tls);
+  if (!port) return network_failure("cannot listen", port.error());
+  const auto session = node.open_session({.secure = mine.tls,
+                                          .host = where->first,
+                                          .port = *port,
+                                          .accept_types = options.accept_types,
+                                          .max_size = options.max_size});
+  const auto local = local_media(node, mine, settings, session, *port, where->first);
+  const auto media = make_answer(offered->media, local);
+  if (!media) return failure{exit_status::bad_input, "cannot answer: " + media.error().message()};
+  session_description sdp;
+  sdp.origin.address = where->first;
+  sdp.origin.ipv6 = local.ipv6;
+  sdp.media = *media;
+  node.set_remote_path(session, offered->media.path);
+  if (const auto peer = first_fingerprint(offered->media)) node.expect_client(*peer);
+  if (!write_text(options.write_answer, format_sdp(sdp))) {
+    return failure{exit_status::bad_input, "cannot write " + options.write_answer};
+  }
+  if (is_active(*media, offered->media, false)) {
+    if (auto failed = connect_and_bind(node, session, offered->media.path.front(),
+                                       first_fingerprint(offered->media))) {
+      return *failed;
+    }
+  }
+  return meeting{session, offered->media.accept_types};
+}
+
+}  // namespace
+
+std::variant<net::node::options, failure> node_options(const meeting_options& options) {
+  net::node::options settings;
+  settings.ca_file = options.ca_file;
+  if (options.chunk_size > 0) settings.engine.chunk_ceiling = options.chunk_size;
+  if (!options.cert_file.empty() || !options.key_file.empty()) {
+    auto identity = net::load_or_create(options.cert_file, options.key_file, "msrp");
+    if (!identity) {
+      return failure{exit_status::bad_input, "certificate: " + identity.error().message()};
+    }
+    settings.identity = std::move(*identity);
+  } else {
+    // RFC 8122: a self-signed certificate, made for this run, is checked by its fingerprint.
+    auto identity = net::make_self_signed("msrp.invalid");
+    if (!identity) return failure{exit_status::network, identity.error().message()};
+    settings.identity = std::move(*identity);
+  }
+  return settings;
+}
+
+std::variant<meeting, failure> meet(net::node& node, const meeting_options& options,
+                                    const net::node::options& settings) {
+  if (!options.write_offer.empty()) return offer(node, options, settings);
+  if (!options.read_offer.empty()) return answer(node, options, settings);
+  if (!options.connect.empty()) return quick_connect(node, options);
+  return quick_listen(node, options, settings);
+}
+
+}  // namespace msrp::cli

@@ -1,0 +1,284 @@
+// msrp/endpoint.hpp: the RFC 4975 endpoint engine: sessions, transactions, chunking,
+// reports and reassembly, with no I/O.
+//
+// An `endpoint` holds MSRP sessions and the transport connections they use, each known by
+// an id the caller chooses. It takes received bytes, messages to send, the current time and
+// connection closes; it gives back bytes to write per connection, events for the
+// application and its next deadline. It never opens a socket, reads a clock, sleeps or draws
+// random numbers itself (STYLE §1): the caller drives it.
+//
+//   msrp::endpoint e(config, random);
+//   auto s = e.open_session({.host = "alice.example.com", .port = 7777});
+//   e.set_remote_path(s, peer_path);      // the peer's a=path from SDP
+//   e.bind(s, 1);                         // the active side connected; connection id 1
+//   e.send(s, msrp::outgoing_message::text("text/plain", "hi"));
+//   loop: write(e.output(1)); e.consume_output(1, written);
+//         e.receive(1, read_bytes); e.advance(now);
+//         while (auto ev = e.next_event()) handle(*ev);
+//         sleep until e.next_deadline() or I/O
+//
+// Theory of operation.
+//
+// Sessions. A session has a local URI with a fresh random session-id (at least 80 bits,
+// RFC 4975 §6, §14) and, once signalling is done, the peer's path. It is bound to at most one
+// connection: the active side binds it when it has connected (§5.4), the passive side when
+// the first request naming the session's URI arrives on a connection; a session that has no
+// remote path yet (no SDP was exchanged) takes the From-Path of that request. A request whose
+// To-Path names no open session is answered 481; one naming a session bound to another
+// connection is answered 506 (§5.4, §7.3). Several sessions may share a connection.
+//
+// Sending (§7.1, §7.1.1). `send` queues a message; its bytes are pulled from a
+// `body_reader` only when there is room in the connection's output window, so a file is
+// never read into memory whole and a slow peer holds the sender back. A message goes out in
+// as few chunks as the chunk ceiling allows. A chunk in progress is interrupted (ended with
+// `+`, after at least 2048 bytes) only when other traffic waits on the same connection:
+// responses and REPORTs first, then the other messages in turn, so a chat line sent during
+// a file transfer goes out after at most one chunk. `abort` ends the message with `#`.
+//
+// Transactions (§7.1.1, §7.2). A chunk sent with Failure-Report `yes` expects a response
+// within `transaction_timeout` of its last byte leaving (`consume_output`); otherwise the
+// message fails with 408 (§10.4). Responses are matched by transaction id; unknown and
+// duplicate responses are ignored. A non-200 response or failure REPORT fails the message
+// and stops its chunks (§7.3.2, §10.5).
+//
+// Outcomes. Every message sent ends in exactly one `send_finished` event:
+//   delivered  - Success-Report yes: success REPORTs cover every byte (and, with
+//                Failure-Report yes, every chunk got 200); Success-Report no with
+//                Failure-Report yes: every chunk got 200.
+//   sent       - neither report was asked for: the last byte was written; no confirmation
+//                can come.
+//   failed     - a response or REPORT with an error status, a timeout (408), the
+//                connection or session closed (status 0), or a body_reader error.
+//   aborted    - the application called `abort`.
+//
+// Receiving (§7.3, §7.3.1). Chunks are reassembled by Message-ID in any order, overlapping
+// or repeated, with known or `*` totals; the last chunk received takes precedence. A message
+// that completes within `whole_message_limit` bytes is delivered whole (`message_received`);
+// a larger one is streamed (`message_started`, `message_piece` with its offset, then
+// `message_completed`), so a file goes to disk with bounded memory. An aborted (`#`) or
+// refused message ends in `message_aborted`. A message whose Message-ID was already
+// delivered is acknowledged but not delivered again.
+//
+// Responses the engine gives: 200; 400 for malformed requests; 413 when a message exceeds
+// the session's max-size (§10.5); 415 for a media type outside accept-types, or a
+// message/cpim payload outside accept-types and accept-wrapped-types (§8.6); 481; 501 for
+// methods other than SEND and REPORT; 506. Failure-Report `no` suppresses every response,
+// `partial` the 200s (§7.2); REPORTs are never answered (§7.1.2). A success REPORT goes out
+// when a message asking for one is complete (§7.1.3); `reject` sends a failure REPORT for a
+// message the application could not take (§7.1.4).
+//
+// A connection whose byte stream is malformed gets a 400 where the transaction id is known,
+// then a `connection_failed` event: the caller writes the remaining output and closes it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "msrp/message.hpp"
+#include "msrp/parser.hpp"
+#include "msrp/serializer.hpp"
+
+namespace msrp {
+
+using clock = std::chrono::steady_clock;
+
+/// Caller-chosen id of a transport connection.
+using connection_id = std::uint64_t;
+/// Handle of a session in an endpoint (never 0).
+using session_handle = std::uint64_t;
+/// Handle of a message sent through an endpoint (never 0).
+using message_handle = std::uint64_t;
+
+/// Reads an outgoing body: fills `into` with bytes from position `offset` (0-based) and
+/// returns how many it wrote. It returns fewer than `into.size()` only at the end of the
+/// body. An error aborts the message.
+using body_reader = std::function<result<std::size_t>(std::uint64_t offset, std::span<char> into)>;
+
+/// A message to send.
+struct outgoing_message {
+  /// The media type; empty for a bodiless SEND (then `size` must be 0).
+  std::string content_type;
+  /// The body size in bytes.
+  std::uint64_t size = 0;
+  /// Where the body comes from.
+  body_reader read;
+  report_mode success_report = report_mode::no;
+  report_mode failure_report = report_mode::yes;
+  /// Further MIME headers for every chunk, such as Content-Disposition; written before
+  /// Content-Type, which §7.1 requires to be last.
+  std::vector<header_field> headers;
+
+  /// A message whose body is held in memory.
+  static outgoing_message text(std::string content_type, std::string body);
+};
+
+/// What a session is, as offered or answered in SDP (RFC 4975 §8).
+struct session_settings {
+  bool secure = false;             ///< msrps (TLS) rather than msrp.
+  std::string host = "127.0.0.1";  ///< Host of the local URI; IPv6 without brackets.
+  /// Port of the local URI; none for a side that never listens (then `host` should be a
+  /// name, such as `client.invalid` as RFC 7977 §5.2 does).
+  std::optional<std::uint16_t> port = 2855;
+  std::string transport = "tcp";  ///< Transport parameter of the local URI.
+  /// Media types we accept (a=accept-types): `*`, `type/*` or `type/subtype`.
+  std::vector<std::string> accept_types = {"*"};
+  /// Media types we accept only inside message/cpim (a=accept-wrapped-types).
+  std::vector<std::string> accept_wrapped_types{};
+  /// Largest message we take (a=max-size); larger ones are refused with 413.
+  std::optional<std::uint64_t> max_size{};
+};
+
+/// How a sent message ended (see the theory of operation).
+enum class send_outcome { delivered, sent, failed, aborted };
+
+/// Events for the application.
+namespace events {
+
+/// A complete message of at most `whole_message_limit` bytes.
+struct message_received {
+  session_handle session;
+  std::string message_id;
+  message head;  ///< The head of the chunk that completed it.
+  std::string body;
+};
+/// The start of a large message; `message_piece` events follow.
+struct message_started {
+  session_handle session;
+  std::string message_id;
+  message head;                       ///< The head of the first chunk that arrived.
+  std::optional<std::uint64_t> size;  ///< The total, when a chunk stated it.
+};
+/// Bytes of a large message at `offset` (0-based). Pieces may overlap or come out of order;
+/// a later piece takes precedence.
+struct message_piece {
+  session_handle session;
+  std::string message_id;
+  std::uint64_t offset;
+  std::string bytes;
+};
+/// Every byte of a large message has arrived.
+struct message_completed {
+  session_handle session;
+  std::string message_id;
+  std::uint64_t size;
+};
+/// A message in progress ended without completing: aborted by the sender (`#`), refused
+/// (413), or cut off by the connection's end. `status` is the refusal code, or 0.
+struct message_aborted {
+  session_handle session;
+  std::string message_id;
+  int status;
+};
+/// A sent message reached its outcome. `status` is the MSRP status code behind it (200 for
+/// delivered, the error code for failed, 408 for a timeout, 0 for local causes).
+struct send_finished {
+  session_handle session;
+  message_handle message;
+  send_outcome outcome;
+  int status;
+  std::string comment;
+};
+/// The session ended: its connection closed or the application closed it. Its unfinished
+/// messages have had their events (send_finished failed, message_aborted) before this one.
+struct session_closed {
+  session_handle session;
+  std::string reason;
+};
+/// The connection's byte stream is malformed; write what `output` still holds and close it.
+struct connection_failed {
+  connection_id connection;
+  std::error_code error;
+};
+
+}  // namespace events
+
+using event =
+    std::variant<events::message_received, events::message_started, events::message_piece,
+                 events::message_completed, events::message_aborted, events::send_finished,
+                 events::session_closed, events::connection_failed>;
+
+class endpoint {
+ public:
+  struct config {
+    parser::limits limits;
+    /// Most body bytes in one SEND chunk (for relays that cannot take large frames).
+    std::uint64_t chunk_ceiling = UINT64_MAX;
+    /// Most bytes `output` holds for one connection; bodies are read only to fill it.
+    std::size_t output_window = 64 * 1024;
+    /// Received messages up to this size are delivered whole; larger ones are streamed.
+    std::uint64_t whole_message_limit = 64 * 1024;
+    /// RFC 4975 §7.1.1: a chunk's response is due within 30 seconds of its last byte.
+    std::chrono::milliseconds transaction_timeout{30'000};
+    /// How long a message asking for a success REPORT waits for it after its last byte.
+    std::chrono::milliseconds report_timeout{120'000};
+  };
+
+  /// `random` supplies session-ids, transaction ids and Message-IDs.
+  endpoint(config settings, random_source random);
+  ~endpoint();
+  endpoint(const endpoint&) = delete;
+  endpoint& operator=(const endpoint&) = delete;
+
+  // --- Sessions
+
+  /// Opens a session with a fresh local URI.
+  session_handle open_session(const session_settings& settings);
+  /// The session's local URI (its a=path entry).
+  const uri& local_uri(session_handle session) const;
+  /// Sets the peer's path (a=path, leftmost first): the To-Path of our requests.
+  void set_remote_path(session_handle session, std::vector<uri> path);
+  /// Binds the session to a connection (the active side, once connected).
+  void bind(session_handle session, connection_id connection);
+  /// Closes the session: its unfinished messages fail, its URI stops matching.
+  void close_session(session_handle session);
+
+  // --- Sending
+
+  /// Queues a message; it goes out once the session has a remote path and a connection.
+  message_handle send(session_handle session, outgoing_message message);
+  /// Queues a bodiless SEND (`Byte-Range: 1-0/0`), as the active side sends to bind a new
+  /// connection (§5.4).
+  message_handle send_empty(session_handle session);
+  /// Abandons a message: a chunk in progress ends with `#`; the outcome is `aborted`.
+  void abort(message_handle message);
+  /// Sends a failure REPORT with `status` for a received message (§7.1.4), if its sender
+  /// asked for failure reports. Returns false if the message is unknown.
+  bool reject(session_handle session, std::string_view message_id, int status);
+  /// Bytes of a message written to the connection so far.
+  std::uint64_t bytes_sent(message_handle message) const;
+
+  // --- Connections
+
+  /// Takes bytes received on `connection`.
+  void receive(connection_id connection, std::string_view bytes);
+  /// Bytes to write to `connection` (at most `output_window`); valid until the next call.
+  std::string_view output(connection_id connection);
+  /// `n` bytes of `output(connection)` were written.
+  void consume_output(connection_id connection, std::size_t n);
+  /// The connection closed: its sessions' unfinished messages fail or abort.
+  void close_connection(connection_id connection);
+
+  // --- Time and events
+
+  /// Sets the current time and runs what is due: timeouts.
+  void advance(clock::time_point now);
+  /// When `advance` next has something to do, if ever.
+  std::optional<clock::time_point> next_deadline() const;
+  /// The next event, if any.
+  std::optional<event> next_event();
+
+ private:
+  struct state;
+  std::unique_ptr<state> state_;
+};
+
+}  // namespace msrp

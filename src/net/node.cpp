@@ -1,0 +1,462 @@
+// The network edge: Asio coroutines moving bytes between sockets and the endpoint.
+// This is the one translation unit that includes Asio (STYLE §5; compile time, DEVELOPERS.md).
+#include "msrp/net/node.hpp"
+
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace msrp::net {
+namespace {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+// Errors are values in the I/O loops as in the core (STYLE §5).
+constexpr auto use = asio::as_tuple(asio::use_awaitable);
+
+class category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "msrp.net"; }
+  std::string message(int value) const override {
+    switch (static_cast<net_errc>(value)) {
+      case net_errc::fingerprint_mismatch:
+        return "peer certificate does not match the SDP fingerprint";
+      case net_errc::no_certificate:
+        return "TLS needs a certificate";
+      case net_errc::resolve_failed:
+        return "host name did not resolve";
+      case net_errc::connect_timeout:
+        return "connection timed out";
+      case net_errc::write_timeout:
+        return "peer stopped reading";
+    }
+    return "unknown network error";
+  }
+};
+
+/// A CSPRNG for session-ids, transaction ids and Message-IDs (RFC 4975 §14.1).
+std::uint64_t secure_random() {
+  std::uint64_t value = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&value), sizeof value) != 1) std::abort();
+  return value;
+}
+
+/// The digest of the certificate the peer presented on `ssl`, or empty.
+std::optional<std::vector<std::uint8_t>> peer_digest(SSL* ssl, std::string_view hash) {
+  X509* certificate = SSL_get1_peer_certificate(ssl);
+  if (!certificate) return std::nullopt;
+  unsigned char* der = nullptr;
+  const int length = i2d_X509(certificate, &der);
+  X509_free(certificate);
+  if (length <= 0) return std::nullopt;
+  auto digest = certificate_digest_der(
+      std::span<const std::uint8_t>(der, static_cast<std::size_t>(length)), hash);
+  OPENSSL_free(der);
+  if (!digest) return std::nullopt;
+  return *digest;
+}
+
+bool matches(SSL* ssl, const fingerprint& expected) {
+  const auto digest = peer_digest(ssl, expected.hash_function);
+  return digest && *digest == expected.digest;
+}
+
+void use_identity(ssl::context& context, const certificate& identity) {
+  context.use_certificate_chain(asio::buffer(identity.certificate_pem));
+  context.use_private_key(asio::buffer(identity.private_key_pem), ssl::context::pem);
+}
+
+}  // namespace
+
+const std::error_category& net_category() noexcept {
+  static const category instance;
+  return instance;
+}
+
+struct node::state {
+  struct connection {
+    std::shared_ptr<asio::steady_timer> wake;  // the writer sleeps on it when idle
+    std::function<void()> close_socket;
+    std::error_code error{};  // the first reason it ended
+    bool closing = false;
+    int running = 2;  // reader and writer
+  };
+
+  options settings;
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  ssl::context server_tls{ssl::context::tls_server};
+  ssl::context client_tls{ssl::context::tls_client};
+  endpoint engine;
+  std::map<connection_id, connection> connections;
+  connection_id next_connection = 1;
+  std::vector<fingerprint> expected_clients;
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  asio::steady_timer watchdog{io};
+  bool stopping = false;
+
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<node_event> events;
+  std::thread thread;
+
+  explicit state(options o) : settings(std::move(o)), engine(settings.engine, secure_random) {
+    for (auto* context : {&server_tls, &client_tls}) {
+      context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                           ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                           ssl::context::no_tlsv1_1);
+      if (settings.identity) use_identity(*context, *settings.identity);
+    }
+    // A listener asks for a client certificate to check it against the SDP fingerprint;
+    // whether one is required is decided after the handshake.
+    server_tls.set_verify_mode(ssl::verify_peer);
+    server_tls.set_verify_callback([](bool, ssl::verify_context&) { return true; });
+    boost::system::error_code ignored;
+    if (settings.ca_file.empty()) {
+      client_tls.set_default_verify_paths(ignored);
+    } else {
+      client_tls.load_verify_file(settings.ca_file, ignored);
+    }
+    asio::co_spawn(io, run_watchdog(), asio::detached);
+    thread = std::thread([this] { io.run(); });
+  }
+
+  ~state() {
+    asio::post(io, [this] {
+      stopping = true;
+      for (auto& acceptor : acceptors)
+        acceptor->close();
+      for (auto& [id, c] : connections)
+        c.close_socket();
+      watchdog.cancel();
+      work.reset();
+    });
+    thread.join();
+  }
+
+  /// Runs `f` on the I/O thread and returns its result.
+  template <class F>
+  auto on_io(F f) -> decltype(f()) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto done = task.get_future();
+    asio::post(io, [&task] { task(); });
+    return done.get();
+  }
+
+  void push(node_event e) {
+    {
+      std::lock_guard lock(mutex);
+      events.push_back(std::move(e));
+    }
+    ready.notify_one();
+  }
+
+  /// Runs what is due, hands the endpoint's events on and wakes the writers.
+  void drain() {
+    engine.advance(clock::now());
+    while (auto e = engine.next_event())
+      push(std::move(*e));
+    for (auto& [id, c] : connections)
+      c.wake->cancel();
+  }
+
+  asio::awaitable<void> run_watchdog() {
+    for (;;) {
+      // Sleep until the endpoint's next deadline, and at most a second: new deadlines are
+      // always later than that.
+      auto next = clock::now() + std::chrono::seconds(1);
+      if (const auto deadline = engine.next_deadline(); deadline && *deadline < next) {
+        next = *deadline;
+      }
+      watchdog.expires_at(next);
+      co_await watchdog.async_wait(use);
+      if (stopping) co_return;
+      drain();
+    }
+  }
+
+  /// Called by the reader and the writer when they stop; the second one ends the connection.
+  void stopped(connection_id id, std::error_code error) {
+    auto& c = connections.at(id);
+    if (!c.error && error) c.error = error;
+    if (!c.closing) {
+      c.closing = true;
+      c.close_socket();
+      c.wake->cancel();
+    }
+    if (--c.running > 0) return;
+    const auto reason = c.error;
+    connections.erase(id);
+    engine.close_connection(id);
+    drain();
+    push(connection_closed{id, reason});
+  }
+
+  template <class Stream>
+  asio::awaitable<void> reader(connection_id id, std::shared_ptr<Stream> stream) {
+    std::vector<char> buffer(64 * 1024);
+    std::error_code error;
+    for (;;) {
+      const auto [failure, n] = co_await stream->async_read_some(asio::buffer(buffer), use);
+      if (failure) {
+        if (failure != asio::error::eof && failure != asio::error::operation_aborted &&
+            failure != ssl::error::stream_truncated) {
+          error = failure;
+        }
+        break;
+      }
+      engine.advance(clock::now());
+      engine.receive(id, std::string_view(buffer.data(), n));
+      drain();
+    }
+    stopped(id, error);
+  }
+
+  template <class Stream>
+  asio::awaitable<void> writer(connection_id id, std::shared_ptr<Stream> stream,
+                               std::shared_ptr<asio::steady_timer> wake) {
+    std::error_code error;
+    for (;;) {
+      if (connections.at(id).closing) break;
+      engine.advance(clock::now());
+      const auto out = engine.output(id);
+      if (out.empty()) {
+        wake->expires_at(asio::steady_timer::time_point::max());
+        co_await wake->async_wait(use);
+        continue;
+      }
+      // A write that stalls (the peer stopped reading) ends the connection.
+      asio::steady_timer stall(io, settings.write_timeout);
+      const auto written =
+          co_await (asio::async_write(*stream, asio::buffer(out.data(), out.size()), use) ||
+                    stall.async_wait(use));
+      if (written.index() == 1) {
+        error = net_errc::write_timeout;
+        break;
+      }
+      const auto [failure, n] = std::get<0>(written);
+      if (failure) {
+        error = failure;
+        break;
+      }
+      engine.advance(clock::now());
+      engine.consume_output(id, n);
+      drain();
+    }
+    stopped(id, error);
+  }
+
+  /// Starts serving an established connection; returns its id.
+  template <class Stream>
+  connection_id serve(std::shared_ptr<Stream> stream, std::string peer) {
+    const auto id = next_connection++;
+    auto wake = std::make_shared<asio::steady_timer>(io);
+    connections.emplace(id, connection{wake, [stream] {
+                                         boost::system::error_code ignored;
+                                         stream->lowest_layer().close(ignored);
+                                       }});
+    asio::co_spawn(io, reader(id, stream), asio::detached);
+    asio::co_spawn(io, writer(id, stream, wake), asio::detached);
+    push(connection_opened{id, std::move(peer)});
+    return id;
+  }
+
+  static std::string describe(const tcp::endpoint& where) {
+    const auto address = where.address();
+    return (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ':' +
+           std::to_string(where.port());
+  }
+
+  asio::awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool tls) {
+    for (;;) {
+      auto [error, socket] = co_await acceptor->async_accept(use);
+      if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+      if (error) continue;
+      socket.set_option(tcp::no_delay(true));
+      const auto peer = describe(socket.remote_endpoint(error));
+      if (!tls) {
+        serve(std::make_shared<tcp::socket>(std::move(socket)), peer);
+        continue;
+      }
+      asio::co_spawn(io, accept_tls(std::move(socket), peer), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> accept_tls(tcp::socket socket, std::string peer) {
+    auto stream = std::make_shared<ssl::stream<tcp::socket>>(std::move(socket), server_tls);
+    asio::steady_timer limit(io, settings.connect_timeout);
+    const auto done =
+        co_await (stream->async_handshake(ssl::stream_base::server, use) || limit.async_wait(use));
+    if (done.index() == 1 || std::get<0>(std::get<0>(done))) co_return;  // dropped
+    if (!expected_clients.empty()) {
+      const bool known =
+          std::any_of(expected_clients.begin(), expected_clients.end(),
+                      [&](const fingerprint& f) { return matches(stream->native_handle(), f); });
+      if (!known) co_return;  // RFC 8122: a client whose certificate we were not told of
+    }
+    serve(stream, peer);
+  }
+
+  asio::awaitable<result<connection_id>> connect(uri target, std::optional<fingerprint> peer) {
+    tcp::resolver resolver(io);
+    const auto [resolve_error, found] = co_await resolver.async_resolve(
+        target.host(), std::to_string(target.port().value_or(2855)), use);
+    if (resolve_error || found.empty()) co_return make_error_code(net_errc::resolve_failed);
+    tcp::socket socket(io);
+    asio::steady_timer limit(io, settings.connect_timeout);
+    const auto connected =
+        co_await (asio::async_connect(socket, found, use) || limit.async_wait(use));
+    if (connected.index() == 1) co_return make_error_code(net_errc::connect_timeout);
+    if (const auto error = std::get<0>(std::get<0>(connected))) co_return error;
+    socket.set_option(tcp::no_delay(true));
+    boost::system::error_code ignored;
+    const auto where = describe(socket.remote_endpoint(ignored));
+    if (!target.is_secure())
+      co_return serve(std::make_shared<tcp::socket>(std::move(socket)), where);
+
+    auto stream = std::make_shared<ssl::stream<tcp::socket>>(std::move(socket), client_tls);
+    if (peer) {
+      // RFC 8122: the certificate may be self-signed; its fingerprint is what counts.
+      stream->set_verify_mode(ssl::verify_peer);
+      stream->set_verify_callback([](bool, ssl::verify_context&) { return true; });
+    } else {
+      // RFC 4975 §5.4: the certificate must be valid and name the URI's host.
+      stream->set_verify_mode(ssl::verify_peer);
+      stream->set_verify_callback(ssl::host_name_verification(target.host()));
+      SSL_set_tlsext_host_name(stream->native_handle(), target.host().c_str());
+    }
+    const auto shaken =
+        co_await (stream->async_handshake(ssl::stream_base::client, use) || limit.async_wait(use));
+    if (shaken.index() == 1) co_return make_error_code(net_errc::connect_timeout);
+    if (const auto error = std::get<0>(std::get<0>(shaken))) co_return error;
+    if (peer && !matches(stream->native_handle(), *peer)) {
+      co_return make_error_code(net_errc::fingerprint_mismatch);
+    }
+    co_return serve(stream, where);
+  }
+};
+
+node::node(options settings) : state_(std::make_unique<state>(std::move(settings))) {}
+
+node::~node() = default;
+
+session_handle node::open_session(const session_settings& settings) {
+  return state_->on_io([&] { return state_->engine.open_session(settings); });
+}
+
+uri node::local_uri(session_handle session) {
+  return state_->on_io([&] { return state_->engine.local_uri(session); });
+}
+
+void node::set_remote_path(session_handle session, std::vector<uri> path) {
+  state_->on_io([&] {
+    state_->engine.set_remote_path(session, std::move(path));
+    state_->drain();
+  });
+}
+
+void node::bind(session_handle session, connection_id connection) {
+  state_->on_io([&] {
+    state_->engine.bind(session, connection);
+    state_->drain();
+  });
+}
+
+void node::close_session(session_handle session) {
+  state_->on_io([&] {
+    state_->engine.close_session(session);
+    state_->drain();
+  });
+}
+
+message_handle node::send(session_handle session, outgoing_message message) {
+  return state_->on_io([&] {
+    const auto handle = state_->engine.send(session, std::move(message));
+    state_->drain();
+    return handle;
+  });
+}
+
+message_handle node::send_empty(session_handle session) {
+  return state_->on_io([&] {
+    const auto handle = state_->engine.send_empty(session);
+    state_->drain();
+    return handle;
+  });
+}
+
+void node::abort(message_handle message) {
+  state_->on_io([&] {
+    state_->engine.abort(message);
+    state_->drain();
+  });
+}
+
+std::uint64_t node::bytes_sent(message_handle message) {
+  return state_->on_io([&] { return state_->engine.bytes_sent(message); });
+}
+
+result<std::uint16_t> node::listen(const std::string& address, std::uint16_t port, bool tls) {
+  auto& st = *state_;
+  if (tls && !st.settings.identity) return make_error_code(net_errc::no_certificate);
+  return st.on_io([&]() -> result<std::uint16_t> {
+    boost::system::error_code error;
+    const auto ip = asio::ip::make_address(address, error);
+    if (error) return std::error_code(error);
+    auto acceptor = std::make_shared<tcp::acceptor>(st.io);
+    const tcp::endpoint where(ip, port);
+    acceptor->open(where.protocol(), error);
+    if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
+    if (!error) acceptor->bind(where, error);
+    if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
+    if (error) return std::error_code(error);
+    const auto bound = acceptor->local_endpoint(error).port();
+    st.acceptors.push_back(acceptor);
+    asio::co_spawn(st.io, st.accept_loop(acceptor, tls), asio::detached);
+    return bound;
+  });
+}
+
+void node::expect_client(const fingerprint& peer) {
+  state_->on_io([&] { state_->expected_clients.push_back(peer); });
+}
+
+result<connection_id> node::connect(const uri& target, const std::optional<fingerprint>& peer) {
+  auto& st = *state_;
+  std::promise<result<connection_id>> done;
+  asio::co_spawn(
+      st.io, [&]() -> asio::awaitable<void> { done.set_value(co_await st.connect(target, peer)); },
+      asio::detached);
+  return done.get_future().get();
+}
+
+void node::close(connection_id connection) {
+  state_->on_io([&] {
+    const auto found = state_->connections.find(connection);
+    if (found != state_->connections.end()) found->second.close_socket();
+  });
+}
+
+std::optional<node_event> node::wait_event(std::chrono::milliseconds timeout) {
+  auto& st = *state_;
+  std::unique_lock lock(st.mutex);
+  if (!st.ready.wait_for(lock, timeout, [&] { return !st.events.empty(); })) return std::nullopt;
+  auto next = std::move(st.events.front());
+  st.events.pop_front();
+  return next;
+}
+
+}  // namespace msrp::net
