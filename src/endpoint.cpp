@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "msrp/detail/text.hpp"
+#include "msrp/sdp.hpp"
 
 namespace msrp {
 namespace {
@@ -67,24 +68,6 @@ class interval_set {
  private:
   std::map<std::uint64_t, std::uint64_t> ranges_;
 };
-
-/// Whether `type` (parameters ignored) matches an entry of `accepted`: `*`, `type/*` or the
-/// type itself, case-insensitively (RFC 4975 §8.6).
-bool accepts(const std::vector<std::string>& accepted, std::string_view type) {
-  type = type.substr(0, type.find(';'));
-  while (!type.empty() && type.back() == ' ')
-    type.remove_suffix(1);
-  const auto slash = type.find('/');
-  for (std::string_view entry : accepted) {
-    entry = entry.substr(0, entry.find(';'));
-    if (entry == "*" || detail::iequals(entry, type)) return true;
-    if (entry.ends_with("/*") && slash != std::string_view::npos &&
-        detail::iequals(entry.substr(0, entry.size() - 1), type.substr(0, slash + 1))) {
-      return true;
-    }
-  }
-  return false;
-}
 
 /// The Content-Type of the payload wrapped in a message/cpim body (RFC 3862 §2): the CPIM
 /// headers, a blank line, then the MIME headers of the payload. Empty if `body` is too short.
@@ -147,15 +130,17 @@ struct endpoint::state {
     std::string message_id;
     outgoing_message message;
     chunker chunks;
-    std::uint64_t written = 0;          // body bytes put into output
-    std::size_t open_transactions = 0;  // chunks awaiting a 200
-    bool started = false;               // a chunk went into output
-    bool all_queued = false;            // no more chunks will be written
-    bool flushed = false;               // the last chunk left through consume_output
-    bool queued = false;                // in a waiting or ready list, or the current chunk
-    bool finished = false;              // its outcome was reported
-    bool abandoned = false;             // the application aborted it
-    interval_set reported{};            // bytes covered by success REPORTs
+    std::uint64_t written = 0;                // body bytes put into output
+    std::size_t open_transactions = 0;        // chunks awaiting a 200
+    bool started = false;                     // a chunk went into output
+    bool all_queued = false;                  // no more chunks will be written
+    bool flushed = false;                     // the last chunk left through consume_output
+    bool queued = false;                      // in a waiting or ready list, or the current chunk
+    bool finished = false;                    // its outcome was reported
+    bool abandoned = false;                   // the application aborted it
+    std::vector<std::string> transactions{};  // ids of its chunks awaiting a response
+    connection_id connection = 0;             // where those chunks went
+    interval_set reported{};                  // bytes covered by success REPORTs
     bool report_seen = false;
     std::optional<clock::time_point> report_deadline{};
   };
@@ -237,8 +222,9 @@ struct endpoint::state {
     std::deque<flush_mark> marks;
     frame request;
     bool failed = false;
+    connection_id id;
 
-    explicit connection(const parser::limits& limits) : wire(limits) {}
+    connection(const parser::limits& limits, connection_id identity) : wire(limits), id(identity) {}
   };
 
   config settings;
@@ -255,7 +241,7 @@ struct endpoint::state {
   state(config c, random_source r) : settings(std::move(c)), random(std::move(r)) {}
 
   connection& connection_for(connection_id id) {
-    return connections.try_emplace(id, settings.limits).first->second;
+    return connections.try_emplace(id, settings.limits, id).first->second;
   }
 
   // --- Sending
@@ -275,6 +261,11 @@ struct endpoint::state {
     if (m.finished) return;
     m.finished = true;
     events.push_back(events::send_finished{m.session, handle, outcome, status, std::move(comment)});
+    // Its chunks' responses no longer matter (Failure-Report partial ones may never come).
+    if (const auto c = connections.find(m.connection); c != connections.end()) {
+      for (const auto& id : m.transactions)
+        c->second.transactions.erase(id);
+    }
     auto& s = sessions.at(m.session);
     s.sent.erase(m.message_id);
     if (!m.queued) messages.erase(handle);
@@ -385,6 +376,8 @@ struct endpoint::state {
       const bool expects_200 = m.message.failure_report == report_mode::yes;
       c.transactions[current.transaction_id] = {current.message, expects_200, std::nullopt};
       if (expects_200) ++m.open_transactions;
+      m.transactions.push_back(current.transaction_id);
+      m.connection = c.id;
       mark.transaction_id = current.transaction_id;
     }
     if (flag != end_flag::continued) {
@@ -615,7 +608,7 @@ struct endpoint::state {
     }
     const auto type = head.content_type();
     if (!type) return;  // a bodiless SEND carries no content (§7.1)
-    if (!accepts(s.settings.accept_types, *type)) return refuse(415);  // §7.3.1, §8.6
+    if (!accepts_type(s.settings.accept_types, *type)) return refuse(415);  // §7.3.1, §8.6
     auto [it, fresh] = s.incoming_messages.try_emplace(f.message_id);
     auto& m = it->second;
     m.head = head;
@@ -745,8 +738,8 @@ struct endpoint::state {
     const auto wrapped = cpim_wrapped_type(std::string_view(m.opening).substr(0, contiguous));
     if (wrapped.empty()) return true;
     m.payload_checked = true;
-    return accepts(s.settings.accept_types, wrapped) ||
-           accepts(s.settings.accept_wrapped_types, wrapped);
+    return accepts_type(s.settings.accept_types, wrapped) ||
+           accepts_type(s.settings.accept_wrapped_types, wrapped);
   }
 
   void on_response(connection& c, const message& head) {
@@ -973,17 +966,19 @@ void endpoint::close_connection(connection_id connection) {
 void endpoint::advance(clock::time_point now) {
   auto& st = *state_;
   st.now = now;
+  // Collected first: failing a message drops its other transactions from the same map.
+  std::vector<message_handle> expired;
   for (auto& [id, c] : st.connections) {
-    for (auto t = c.transactions.begin(); t != c.transactions.end();) {
-      if (!t->second.deadline || *t->second.deadline > now) {
-        ++t;
-        continue;
-      }
-      const auto message = t->second.message;
-      t = c.transactions.erase(t);
-      // §10.4: a missing response is treated as a 408.
-      if (st.messages.contains(message)) st.fail(message, 408, "no response");
-    }
+    std::erase_if(c.transactions, [&](const auto& entry) {
+      const auto& t = entry.second;
+      if (!t.deadline || *t.deadline > now) return false;
+      expired.push_back(t.message);
+      return true;
+    });
+  }
+  // §10.4: a missing response is treated as a 408.
+  for (const auto message : expired) {
+    if (st.messages.contains(message)) st.fail(message, 408, "no response");
   }
   std::vector<message_handle> late;
   for (const auto& [handle, m] : st.messages) {

@@ -60,6 +60,28 @@ std::string clock_time() {
   return text;
 }
 
+/// `text` wrapped in message/cpim (RFC 3862 §2, §3), for a peer that accepts text only wrapped.
+std::string cpim_wrap(std::string_view text) {
+  char now[32];
+  const auto t = std::time(nullptr);
+  std::strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  // RFC 3862 §7.1: the anonymous address, as the CPIM identities are not known here.
+  return std::string(
+             "From: <im:anonymous@anonymous.invalid>\r\nTo: <im:anonymous@anonymous.invalid>\r\n") +
+         "DateTime: " + now + "\r\n\r\nContent-Type: text/plain;charset=utf-8\r\n\r\n" +
+         std::string(text);
+}
+
+/// The payload of a message/cpim body: after the CPIM headers and the MIME headers.
+std::string_view cpim_payload(std::string_view body) {
+  for (int block = 0; block < 2; ++block) {
+    const auto blank = body.find("\r\n\r\n");
+    if (blank == std::string_view::npos) return {};
+    body.remove_prefix(blank + 4);
+  }
+  return body;
+}
+
 /// The outgoing message the options describe, checked against the peer's accept-types.
 std::variant<outgoing_message, failure> make_message(const send_options& options,
                                                      const meeting& peer) {
@@ -67,6 +89,9 @@ std::variant<outgoing_message, failure> make_message(const send_options& options
   if (!options.file.empty()) {
     made = file_message(options.file, options.content_type.empty() ? "application/octet-stream"
                                                                    : options.content_type);
+  } else if (options.content_type.empty() && !accepts_type(peer.peer_accept_types, "text/plain") &&
+             accepts_type(peer.peer_accept_types, "message/cpim")) {
+    made = outgoing_message::text("message/cpim", cpim_wrap(options.text));
   } else {
     made = outgoing_message::text(
         options.content_type.empty() ? "text/plain" : options.content_type, options.text);
@@ -224,6 +249,7 @@ int run_chat(const meeting_options& meeting, const chat_options& options) {
       return exit_status::ok;
     }
     if (const auto* done = std::get_if<events::send_finished>(ev)) {
+      if (!pending.contains(done->message)) continue;  // the empty SEND that bound the session
       if (transfer && transfer->first == done->message) {
         transfer->second.finish();
         transfer.reset();
@@ -236,13 +262,17 @@ int run_chat(const meeting_options& meeting, const chat_options& options) {
       pending.erase(done->message);
       continue;
     }
-    if (const auto* text = std::get_if<events::message_received>(ev);
-        text && text->head.content_type().value_or("").starts_with("text/plain")) {
-      const auto from = text->head.from_path();
-      std::cout << '[' << clock_time() << "] "
-                << (from && !from->empty() ? from->back().to_string() : std::string("peer")) << ": "
-                << text->body << std::endl;
-      continue;
+    if (const auto* text = std::get_if<events::message_received>(ev)) {
+      const auto type = text->head.content_type().value_or("");
+      const bool plain = type.starts_with("text/plain");
+      if (plain || type.starts_with("message/cpim")) {
+        const auto from = text->head.from_path();
+        std::cout << '[' << clock_time() << "] "
+                  << (from && !from->empty() ? from->back().to_string() : std::string("peer"))
+                  << ": " << (plain ? std::string_view(text->body) : cpim_payload(text->body))
+                  << std::endl;
+        continue;
+      }
     }
     if (const auto result = box.handle(*ev)) {
       std::cout << '[' << clock_time() << "] "

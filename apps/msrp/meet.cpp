@@ -99,7 +99,10 @@ std::variant<meeting, failure> quick_listen(net::node& node, const meeting_optio
                                           .port = *port,
                                           .accept_types = options.accept_types,
                                           .max_size = options.max_size});
-  auto announcement = "'" + node.local_uri(session).to_string() + "'";
+  // The URI in quotes, for a shell: it holds a ';'.
+  std::string announcement = node.local_uri(session).to_string();
+  announcement.insert(announcement.begin(), '\'');
+  announcement.push_back('\'');
   if (const auto mine = own_fingerprint(settings); mine && options.tls) {
     announcement += " --fingerprint '" + mine->hash_function + ' ' + mine->to_string() + "'";
   }

@@ -253,7 +253,7 @@ class endpoint {
   /// Sends a failure REPORT with `status` for a received message (§7.1.4), if its sender
   /// asked for failure reports. Returns false if the message is unknown.
   bool reject(session_handle session, std::string_view message_id, int status);
-  /// Bytes of a message written to the connection so far.
+  /// Bytes of a message put into the connection's output so far; 0 once it has finished.
   std::uint64_t bytes_sent(message_handle message) const;
 
   // --- Connections

@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# The msrp command end to end over loopback (127.0.0.1 only): quick mode and SDP offer/answer,
+# TCP and TLS, a large file, bad input, peers that die mid-transfer, and a tshark capture that
+# the Wireshark MSRP dissector must read without complaint.
+#
+#   bash tests/net/cli_test.sh build/debug/apps/msrp/msrp
+#
+# MSRP_CLI_BIG_MB sets the size of the large file (default 256) for quick local runs.
+# Exit statuses the checks rely on (apps/msrp/cli.hpp): 0 delivered, 1 not delivered,
+# 2 bad input, 3 network.
+set -u
+msrp=$1
+big_mb=${MSRP_CLI_BIG_MB:-256}
+abort_mb=128  # the transfer the abort checks interrupt; larger than any socket buffer
+
+passed=0
+failed=0
+check() {  # check NAME CONDITION...
+  local name=$1
+  shift
+  if "$@"; then
+    echo "ok: $name"
+    passed=$((passed + 1))
+  else
+    echo "FAILED: $name"
+    failed=$((failed + 1))
+  fi
+}
+
+scratch=$(mktemp -d)
+declare -A pid  # background jobs by name: the pid of the `timeout` that runs each
+
+cleanup() {
+  local name child
+  for name in "${!pid[@]}"; do
+    for child in $(pgrep -P "${pid[$name]}"); do
+      kill -CONT "$child"
+      kill -KILL "$child"
+    done
+    kill -KILL "${pid[$name]}"
+  done 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+section_start=$(date +%s.%N)
+section_name=""
+section() {  # section NAME: ends the previous section with its time, starts the next
+  local now
+  now=$(date +%s.%N)
+  [ -n "$section_name" ] && printf -- '-- %s: %.1f s\n' "$section_name" "$(awk "BEGIN { print $now - $section_start }")"
+  section_name=$1
+  section_start=$now
+  [ -n "$section_name" ] && echo "== $section_name"
+}
+
+# spawn NAME SECONDS COMMAND...: runs COMMAND in the background, ended by `timeout` after
+# SECONDS; its output goes to $scratch/NAME.out and NAME.err.
+spawn() {
+  local name=$1 seconds=$2
+  shift 2
+  timeout -k 5 "$seconds" "$@" >"$scratch/$name.out" 2>"$scratch/$name.err" &
+  pid[$name]=$!
+}
+
+# finish NAME: waits for a spawned job (its timeout bounds the wait); returns its status.
+finish() {
+  local status
+  { wait "${pid[$1]}"; } 2>/dev/null
+  status=$?
+  unset "pid[$1]"
+  return $status
+}
+
+# process NAME: the pid of the command a spawned job runs (the child of its timeout).
+process() {
+  timeout 5 bash -c 'until pgrep -P "$0"; do sleep 0.01; done' "${pid[$1]}" | head -1
+}
+
+# run NAME SECONDS COMMAND...: runs COMMAND in the foreground; returns its status.
+run() {
+  local name=$1 seconds=$2
+  shift 2
+  timeout -k 5 "$seconds" "$@" >"$scratch/$name.out" 2>"$scratch/$name.err"
+}
+
+# wait_until SECONDS TEST...: waits until `test TEST...` holds; fails after SECONDS.
+wait_until() {
+  local seconds=$1
+  shift
+  timeout "$seconds" bash -c 'until test "$@"; do sleep 0.01; done' wait_until "$@"
+}
+
+# has_part DIR: a temporary .part file with data in it exists in DIR.
+has_part() {
+  [ -n "$(find "$1" -maxdepth 1 -name '.msrp-*.part' -size +0 2>/dev/null)" ]
+}
+no_part() {
+  [ -z "$(find "$1" -maxdepth 1 -name '*.part' 2>/dev/null)" ]
+}
+wait_for_part() {  # wait_for_part SECONDS DIR
+  timeout "$1" bash -c 'until [ -n "$(find "$0" -maxdepth 1 -name ".msrp-*.part" -size +0)" ];
+    do sleep 0.005; done' "$2" 2>/dev/null
+}
+
+one_line() {  # one_line FILE: FILE has exactly one line
+  [ "$(wc -l <"$1")" -eq 1 ]
+}
+mentions() {  # mentions FILE REGEX
+  grep -Eq -- "$2" "$1"
+}
+equal() { [ "$1" = "$2" ]; }
+status_in() {  # status_in STATUS ALLOWED...
+  local status=$1 allowed
+  shift
+  for allowed in "$@"; do [ "$status" -eq "$allowed" ] && return 0; done
+  return 1
+}
+same_file() { [ "$(sha256sum <"$1")" = "$(sha256sum <"$2")" ]; }
+
+# listen NAME DIR [OPTIONS...]: starts `msrp recv` in quick mode and waits for its URI file.
+# Sets `uri` and `fingerprint`, and `peer` to the send options that reach it.
+listen() {
+  local name=$1 dir=$2
+  shift 2
+  rm -f "$scratch/$name.uri"
+  spawn "$name" 120 "$msrp" recv --listen 127.0.0.1:0 --uri-file "$scratch/$name.uri" \
+    --dir "$dir" "$@"
+  uri=""
+  fingerprint=""
+  peer=()
+  if ! wait_until 20 -s "$scratch/$name.uri"; then
+    echo "   $name: no URI file; stderr:" && cat "$scratch/$name.err"
+    return 1
+  fi
+  uri=$(sed -n "s/^'\([^']*\)'.*/\1/p" "$scratch/$name.uri")
+  fingerprint=$(sed -n "s/.*--fingerprint '\([^']*\)'.*/\1/p" "$scratch/$name.uri")
+  peer=(--connect "$uri")
+  [ -n "$fingerprint" ] && peer+=(--fingerprint "$fingerprint")
+  return 0
+}
+
+port_of() { sed -n 's|^msrp[s]*://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' <<<"$1"; }
+
+# A port nothing listens on: one that was just bound and closed again.
+closed_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---------------------------------------------------------------------------------------------
+section "quick mode, text over TCP"
+dir=$scratch/text
+listen recv "$dir"
+check "recv writes a msrp:// URI ending in ;tcp" mentions "$scratch/recv.uri" "^'msrp://127\.0\.0\.1:[0-9]+/[^']+;tcp'$"
+run send 60 "$msrp" send "${peer[@]}" --text "hello over msrp"
+check "send exits 0" test $? -eq 0
+check "send prints delivered" mentions "$scratch/send.out" '^delivered 15 bytes$'
+finish recv
+check "recv exits 0" test $? -eq 0
+check "recv prints one line" one_line "$scratch/recv.out"
+check "the line is path<TAB>size<TAB>type" \
+  mentions "$scratch/recv.out" "^$dir/[^	]+	15	text/plain"
+saved=$(cut -f1 "$scratch/recv.out" | head -1)
+check "the file holds the text" equal "$(cat "$saved" 2>/dev/null)" "hello over msrp"
+
+# ---------------------------------------------------------------------------------------------
+section "large file (${big_mb} MiB) over TCP and TLS"
+head -c "${big_mb}M" /dev/urandom >"$scratch/big.bin"
+for transport in tcp tls; do
+  dir=$scratch/big-$transport
+  if [ "$transport" = tls ]; then listen recv "$dir" --tls; else listen recv "$dir"; fi
+  [ "$transport" = tls ] &&
+    check "tls: URI file gives msrps and a sha-256 fingerprint" \
+      mentions "$scratch/recv.uri" "^'msrps://[^']+;tcp' --fingerprint 'sha-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}'$"
+  started=$(date +%s.%N)
+  run send 300 "$msrp" send "${peer[@]}" --file "$scratch/big.bin"
+  status=$?
+  finish recv
+  recv_status=$?
+  printf -- '   %s: %d MiB in %.1f s\n' "$transport" "$big_mb" "$(awk "BEGIN { print $(date +%s.%N) - $started }")"
+  check "$transport: send exits 0" test $status -eq 0
+  check "$transport: recv exits 0" test $recv_status -eq 0
+  check "$transport: recv names big.bin with its size" \
+    mentions "$scratch/recv.out" "^$dir/big\.bin	$((big_mb * 1024 * 1024))	application/octet-stream$"
+  check "$transport: sha256sum equal" same_file "$scratch/big.bin" "$dir/big.bin"
+  check "$transport: no .part file left" no_part "$dir"
+  rm -rf "$dir"
+done
+
+# ---------------------------------------------------------------------------------------------
+section "SDP offer/answer"
+for transport in tcp tls; do
+  dir=$scratch/sdp-$transport
+  offer=$scratch/offer-$transport.sdp
+  answer=$scratch/answer-$transport.sdp
+  tls=()
+  [ "$transport" = tls ] && tls=(--tls)
+  spawn recv 120 "$msrp" recv "${tls[@]}" --write-offer "$offer" --read-answer "$answer" --dir "$dir"
+  run send 60 "$msrp" send --read-offer "$offer" --write-answer "$answer" --text "hello by SDP"
+  status=$?
+  finish recv
+  recv_status=$?
+  check "$transport: send exits 0" test $status -eq 0
+  check "$transport: send prints delivered" mentions "$scratch/send.out" '^delivered 12 bytes$'
+  check "$transport: recv exits 0" test $recv_status -eq 0
+  check "$transport: the offer is an SDP with an MSRP path" mentions "$offer" '^a=path:msrps?://'
+  if [ "$transport" = tls ]; then
+    check "tls: the offer is TCP/TLS/MSRP with a fingerprint" \
+      bash -c 'grep -q "^m=message [0-9]* TCP/TLS/MSRP" "$0" && grep -q "^a=fingerprint:sha-256 " "$0"' "$offer"
+    check "tls: the answer is TCP/TLS/MSRP with a fingerprint" \
+      bash -c 'grep -q "^m=message [0-9]* TCP/TLS/MSRP" "$0" && grep -q "^a=fingerprint:sha-256 " "$0"' "$answer"
+  fi
+  check "$transport: recv prints one line" one_line "$scratch/recv.out"
+  saved=$(cut -f1 "$scratch/recv.out" | head -1)
+  check "$transport: the text arrives" equal "$(cat "$saved" 2>/dev/null)" "hello by SDP"
+done
+
+# ---------------------------------------------------------------------------------------------
+section "bad input"
+# The file is checked once the peer is reached, so these sends meet a listening recv.
+listen recv "$scratch/bad-missing"
+run send 30 "$msrp" send "${peer[@]}" --file "$scratch/no-such-file"
+check "missing file: send exits 2" test $? -eq 2
+check "missing file: one line on stderr" one_line "$scratch/send.err"
+check "missing file: names the file" mentions "$scratch/send.err" "no-such-file"
+finish recv
+
+mkdir -p "$scratch/a-folder"
+listen recv "$scratch/bad-folder"
+run send 30 "$msrp" send "${peer[@]}" --file "$scratch/a-folder"
+check "folder as file: send exits 2" test $? -eq 2
+check "folder as file: one line on stderr" one_line "$scratch/send.err"
+finish recv
+
+if [ "$(id -u)" -ne 0 ]; then  # root reads any file
+  echo secret >"$scratch/unreadable"
+  chmod 000 "$scratch/unreadable"
+  listen recv "$scratch/bad-unreadable"
+  run send 30 "$msrp" send "${peer[@]}" --file "$scratch/unreadable"
+  check "unreadable file: send exits 2" test $? -eq 2
+  check "unreadable file: one line on stderr" one_line "$scratch/send.err"
+  finish recv
+fi
+
+run send 30 "$msrp" send --connect 'msrp://127.0.0.1:notaport/x;tcp' --text hi
+check "malformed URI: send exits 2" test $? -eq 2
+check "malformed URI: one line on stderr" one_line "$scratch/send.err"
+run send 30 "$msrp" send --connect 'http://127.0.0.1/' --text hi
+check "not an MSRP URI: send exits 2" test $? -eq 2
+
+printf 'v=0\r\nthis is not SDP\r\n' >"$scratch/bad.sdp"
+run send 30 "$msrp" send --read-offer "$scratch/bad.sdp" --write-answer "$scratch/bad-answer.sdp" --text hi
+check "malformed SDP offer: send exits 2" test $? -eq 2
+check "malformed SDP offer: one line on stderr" one_line "$scratch/send.err"
+check "malformed SDP offer: no answer written" test ! -e "$scratch/bad-answer.sdp"
+
+port=$(closed_port)
+started=$(date +%s)
+run send 60 "$msrp" send --connect "msrp://127.0.0.1:$port/abcd;tcp" --text hi
+status=$?
+check "unreachable peer: send exits 3" test $status -eq 3
+check "unreachable peer: one line on stderr" one_line "$scratch/send.err"
+check "unreachable peer: fails within 10 s" test $(($(date +%s) - started)) -le 10
+
+listen recv "$scratch/bad-fingerprint" --tls
+wrong="sha-256 $(printf '00:%.0s' $(seq 31))00"
+run send 30 "$msrp" send --connect "$uri" --fingerprint "$wrong" --text hi
+check "TLS fingerprint mismatch: send exits 3" test $? -eq 3
+check "TLS fingerprint mismatch: one line on stderr" one_line "$scratch/send.err"
+finish recv
+check "TLS fingerprint mismatch: nothing received" test ! -s "$scratch/recv.out"
+
+head -c 3000 /dev/urandom >"$scratch/binary.bin"
+dir=$scratch/bad-type
+listen recv "$dir" --accept-types text/plain
+run send 30 "$msrp" send "${peer[@]}" --file "$scratch/binary.bin"
+status=$?
+check "type refused: send exits 1" test $status -eq 1
+check "type refused: one line on stderr" one_line "$scratch/send.err"
+check "type refused: says 415 or that the type is not accepted" \
+  mentions "$scratch/send.err" '415|accept'
+finish recv
+check "type refused: no file saved" test ! -e "$dir/binary.bin"
+check "type refused: no .part file left" no_part "$dir"
+
+head -c 5000 /dev/urandom >"$scratch/five-thousand.bin"
+dir=$scratch/bad-size
+listen recv "$dir" --max-size 1000
+run send 30 "$msrp" send "${peer[@]}" --file "$scratch/five-thousand.bin"
+status=$?
+check "too large: send exits 1" test $status -eq 1
+check "too large: one line on stderr mentioning 413" \
+  bash -c 'test "$(wc -l <"$0")" -eq 1 && grep -q 413 "$0"' "$scratch/send.err"
+finish recv
+check "too large: no file under the final name" test ! -e "$dir/five-thousand.bin"
+check "too large: no .part file left" no_part "$dir"
+
+# ---------------------------------------------------------------------------------------------
+# Each abort check freezes the receiver (SIGSTOP) once data has arrived, so the transfer is
+# surely unfinished when one side is killed, however fast loopback is.
+section "sender killed mid-transfer"
+head -c "${abort_mb}M" /dev/urandom >"$scratch/abort.bin"
+dir=$scratch/abort-sender
+listen recv "$dir"
+receiver=$(process recv)
+spawn send 120 "$msrp" send "${peer[@]}" --file "$scratch/abort.bin"
+sender=$(process send)
+wait_for_part 60 "$dir"
+check "sender killed: data arrived" has_part "$dir"
+kill -STOP "$receiver"
+check "sender killed: transfer still running" bash -c 'kill -0 "$0" && test ! -e "$1"' "$sender" "$dir/abort.bin"
+kill -KILL "$sender"
+finish send
+kill -CONT "$receiver"
+finish recv
+status=$?
+check "sender killed: recv reports the failure" \
+  bash -c 'test "$0" -ne 0 || grep -q "^msrp: " "$1"' "$status" "$scratch/recv.err"
+echo "   recv exit $status: $(tail -1 "$scratch/recv.err")"
+check "sender killed: no abort.bin under the final name" test ! -e "$dir/abort.bin"
+check "sender killed: no .bin file at all" test -z "$(find "$dir" -name '*.bin')"
+check "sender killed: no .part file left" no_part "$dir"
+
+section "receiver killed mid-transfer"
+dir=$scratch/abort-receiver
+listen recv "$dir"
+receiver=$(process recv)
+spawn send 120 "$msrp" send "${peer[@]}" --file "$scratch/abort.bin"
+sender=$(process send)
+wait_for_part 60 "$dir"
+check "receiver killed: data arrived" has_part "$dir"
+kill -STOP "$receiver"
+check "receiver killed: transfer still running" bash -c 'kill -0 "$0" && test ! -e "$1"' "$sender" "$dir/abort.bin"
+killed=$(date +%s)
+kill -KILL "$receiver"
+finish recv
+# Bounded: the sender must notice on its own, long before its 120 s timeout.
+timeout 60 bash -c 'while kill -0 "$0" 2>/dev/null; do sleep 0.05; done' "$sender"
+finish send
+status=$?
+echo "   send exit $status after $(($(date +%s) - killed)) s: $(tail -1 "$scratch/send.err")"
+check "receiver killed: send exits 3 or 1" status_in $status 3 1
+check "receiver killed: send gives up within 60 s" test $(($(date +%s) - killed)) -lt 60
+check "receiver killed: one line on stderr" one_line "$scratch/send.err"
+
+# ---------------------------------------------------------------------------------------------
+section "tshark capture"
+if ! command -v tshark >/dev/null; then
+  echo "SKIPPED: tshark capture: tshark is not installed (scripts/deps.sh installs it)"
+else
+  # Two receivers listen before the capture starts, so their ports are known to the filter.
+  listen recv_text "$scratch/capture-text"
+  text_peer=("${peer[@]}")
+  text_port=$(port_of "$uri")
+  listen recv_file "$scratch/capture-file"
+  file_peer=("${peer[@]}")
+  file_port=$(port_of "$uri")
+  pcap=$scratch/capture.pcapng
+  spawn tshark 120 tshark -i lo -f "tcp port $text_port or tcp port $file_port" -w "$pcap"
+  if ! timeout 20 bash -c 'until grep -q "Capturing on" "$0"; do sleep 0.1; done' "$scratch/tshark.err"; then
+    echo "SKIPPED: tshark capture: cannot capture on lo: $(grep -v 'Running as user' "$scratch/tshark.err" | head -1)"
+    finish recv_text
+    finish recv_file
+  else
+    head -c 2000 /dev/urandom >"$scratch/small.bin"
+    run send 30 "$msrp" send "${text_peer[@]}" --text "captured text"
+    check "capture: text send exits 0" test $? -eq 0
+    run send 30 "$msrp" send "${file_peer[@]}" --file "$scratch/small.bin"
+    check "capture: file send exits 0" test $? -eq 0
+    finish recv_text
+    finish recv_file
+    sleep 1  # let dumpcap write the last packets
+    kill -INT "$(process tshark)"
+    finish tshark
+    decode=(-d "tcp.port==$text_port,msrp" -d "tcp.port==$file_port,msrp")
+    timeout 60 tshark -r "$pcap" "${decode[@]}" -Y msrp >"$scratch/frames" 2>/dev/null
+    timeout 60 tshark -r "$pcap" "${decode[@]}" -Y msrp -T fields -e msrp.method -e msrp.status.code \
+      2>/dev/null | tr '\t,' '\n\n' >"$scratch/fields"
+    timeout 60 tshark -r "$pcap" "${decode[@]}" -Y '_ws.malformed || _ws.expert.severity >= "Error"' \
+      >"$scratch/malformed" 2>"$scratch/malformed.err"
+    malformed_status=$?
+    sends=$(grep -c '^SEND$' "$scratch/fields")
+    oks=$(grep -c '^200$' "$scratch/fields")
+    echo "   $(wc -l <"$scratch/frames") packets with MSRP: $sends SEND, $oks 200," \
+      "$(grep -c '^REPORT$' "$scratch/fields") REPORT"
+    # Per session: the empty SEND that opens it (RFC 4975 §5.4), the message; a 200 for each.
+    check "capture: tshark sees MSRP frames" test -s "$scratch/frames"
+    check "capture: at least 4 SEND requests" test "$sends" -ge 4
+    check "capture: at least 4 200 responses" test "$oks" -ge 4
+    check "capture: success REPORTs seen" test "$(grep -c '^REPORT$' "$scratch/fields")" -ge 2
+    check "capture: the malformed filter ran" test $malformed_status -eq 0
+    check "capture: no malformed or error-level frames" test ! -s "$scratch/malformed"
+    [ -s "$scratch/malformed" ] && head -5 "$scratch/malformed"
+  fi
+fi
+section ""
+
+echo "$passed passed, $failed failed"
+exit $((failed > 0))
