@@ -12,6 +12,8 @@
 namespace msrp {
 namespace {
 
+using detail::trim;
+
 using detail::is_text_char;
 
 constexpr std::string_view end_line_dashes = "-------";
@@ -128,14 +130,6 @@ bool is_text(std::string_view s) {
 bool is_header_name(std::string_view s) {
   return !s.empty() && detail::is_alpha(s.front()) &&
          std::all_of(s.begin(), s.end(), detail::is_token_char);
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace

@@ -17,6 +17,8 @@
 namespace msrp {
 namespace {
 
+using detail::trim;
+
 using detail::iequals;
 using detail::is_digit;
 using detail::is_token_char;
@@ -527,14 +529,6 @@ struct media_type {
   std::string_view type;
   std::string_view subtype;
 };
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
 
 std::optional<media_type> split_media_type(std::string_view entry) {
   entry = trim(entry.substr(0, entry.find(';')));

@@ -113,6 +113,13 @@ bool timed_out(std::chrono::steady_clock::time_point start, int seconds) {
 }  // namespace
 
 int run_send(const meeting_options& meeting, const send_options& options) {
+  // An unreadable file is bad input whether or not the peer can be reached: check it first.
+  if (!options.file.empty()) {
+    if (const auto checked = file_message(options.file, {});
+        std::holds_alternative<failure>(checked)) {
+      return fail_with(std::get<failure>(checked));
+    }
+  }
   auto peer = connect_peer(meeting);
   if (const auto* status = std::get_if<int>(&peer)) return *status;
   auto& [node, session] = std::get<connected>(peer);
@@ -167,7 +174,10 @@ int run_recv(const meeting_options& meeting, const recv_options& options) {
     if (!ev) continue;
     if (const auto* closed = std::get_if<events::session_closed>(ev)) {
       // The peer left: done, if it sent what it had.
-      box.discard_unfinished();
+      for (const auto& lost : box.discard_unfinished()) {
+        std::cerr << "msrp: message " << lost.message_id << ' ' << lost.detail << std::endl;
+        status = exit_status::not_delivered;
+      }
       if (saved > 0) return status;
       return fail_with({exit_status::network, "session ended: " + closed->reason});
     }

@@ -136,9 +136,12 @@ std::optional<delivery> inbox::abort(const std::string& id, std::string why) {
   return delivery{delivery::kind::aborted, id, {}, 0, {}, std::move(why)};
 }
 
-void inbox::discard_unfinished() {
-  while (!partials_.empty())
-    abort(partials_.begin()->first, "connection lost");
+std::vector<delivery> inbox::discard_unfinished() {
+  std::vector<delivery> lost;
+  while (!partials_.empty()) {
+    lost.push_back(*abort(partials_.begin()->first, "lost with the connection"));
+  }
+  return lost;
 }
 
 }  // namespace msrp::cli

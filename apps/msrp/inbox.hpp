@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "msrp/endpoint.hpp"
 
@@ -34,8 +35,9 @@ class inbox {
   /// Handles a receiving event; returns what became of a message when it ends.
   std::optional<delivery> handle(const event& e);
 
-  /// Removes the temporary files of messages still in progress (the connection is gone).
-  void discard_unfinished();
+  /// Removes the temporary files of messages still in progress (the connection is gone) and
+  /// says which they were.
+  std::vector<delivery> discard_unfinished();
 
  private:
   struct partial {

@@ -88,17 +88,33 @@ std::optional<failure> connect_and_bind(net::node& node, session_handle session,
   return std::nullopt;
 }
 
-std::variant<meeting, failure> quick_listen(net::node& node, const meeting_options& options,
-                                            const net::node::options& settings) {
-  const auto where = split_listen(options.listen);
-  if (!where) return failure{exit_status::bad_input, "bad --listen address: " + options.listen};
-  const auto port = node.listen(where->first, where->second, options.tls);
-  if (!port) return network_failure("cannot listen on " + options.listen, port.error());
-  const auto session = node.open_session({.secure = options.tls,
+/// A listener and a session whose URI names it.
+struct listening {
+  session_handle session;
+  std::string address;
+  std::uint16_t port;
+};
+
+std::variant<listening, failure> listen_with_session(net::node& node,
+                                                     const meeting_options& options, bool tls) {
+  const auto text = options.listen.empty() ? std::string("127.0.0.1:0") : options.listen;
+  const auto where = split_listen(text);
+  if (!where) return failure{exit_status::bad_input, "bad --listen address: " + text};
+  const auto port = node.listen(where->first, where->second, tls);
+  if (!port) return network_failure("cannot listen on " + text, port.error());
+  const auto session = node.open_session({.secure = tls,
                                           .host = where->first,
                                           .port = *port,
                                           .accept_types = options.accept_types,
                                           .max_size = options.max_size});
+  return listening{session, where->first, *port};
+}
+
+std::variant<meeting, failure> quick_listen(net::node& node, const meeting_options& options,
+                                            const net::node::options& settings) {
+  const auto listened = listen_with_session(node, options, options.tls);
+  if (const auto* f = std::get_if<failure>(&listened)) return *f;
+  const auto session = std::get<listening>(listened).session;
   // The URI in quotes, for a shell: it holds a ';'.
   std::string announcement = node.local_uri(session).to_string();
   announcement.insert(announcement.begin(), '\'');
@@ -159,19 +175,13 @@ std::optional<fingerprint> first_fingerprint(const media_description& media) {
 /// makes it the active side.
 std::variant<meeting, failure> offer(net::node& node, const meeting_options& options,
                                      const net::node::options& settings) {
-  const auto where = split_listen(options.listen.empty() ? "127.0.0.1:0" : options.listen);
-  if (!where) return failure{exit_status::bad_input, "bad --listen address: " + options.listen};
-  const auto port = node.listen(where->first, where->second, options.tls);
-  if (!port) return network_failure("cannot listen", port.error());
-  const auto session = node.open_session({.secure = options.tls,
-                                          .host = where->first,
-                                          .port = *port,
-                                          .accept_types = options.accept_types,
-                                          .max_size = options.max_size});
+  const auto listened = listen_with_session(node, options, options.tls);
+  if (const auto* f = std::get_if<failure>(&listened)) return *f;
+  const auto& [session, address, port] = std::get<listening>(listened);
   session_description sdp;
-  sdp.origin.address = where->first;
-  sdp.origin.ipv6 = where->first.find(':') != std::string::npos;
-  sdp.media = local_media(node, options, settings, session, *port, where->first);
+  sdp.media = local_media(node, options, settings, session, port, address);
+  sdp.origin.address = address;
+  sdp.origin.ipv6 = sdp.media.ipv6;
   sdp.media.setup = setup_role::actpass;
   if (!write_text(options.write_offer, format_sdp(sdp))) {
     return failure{exit_status::bad_input, "cannot write " + options.write_offer};
@@ -204,21 +214,15 @@ std::variant<meeting, failure> answer(net::node& node, const meeting_options& op
   }
   meeting_options mine = options;
   mine.tls = offered->media.tls;
-  const auto where = split_listen(options.listen.empty() ? "127.0.0.1:0" : options.listen);
-  if (!where) return failure{exit_status::bad_input, "bad --listen address: " + options.listen};
   // Listen in case the answer makes us passive (an offer without a=setup, RFC 4975 §5.4).
-  const auto port = node.listen(where->first, where->second, mine.tls);
-  if (!port) return network_failure("cannot listen", port.error());
-  const auto session = node.open_session({.secure = mine.tls,
-                                          .host = where->first,
-                                          .port = *port,
-                                          .accept_types = options.accept_types,
-                                          .max_size = options.max_size});
-  const auto local = local_media(node, mine, settings, session, *port, where->first);
+  const auto listened = listen_with_session(node, options, mine.tls);
+  if (const auto* f = std::get_if<failure>(&listened)) return *f;
+  const auto& [session, address, port] = std::get<listening>(listened);
+  const auto local = local_media(node, mine, settings, session, port, address);
   const auto media = make_answer(offered->media, local);
   if (!media) return failure{exit_status::bad_input, "cannot answer: " + media.error().message()};
   session_description sdp;
-  sdp.origin.address = where->first;
+  sdp.origin.address = address;
   sdp.origin.ipv6 = local.ipv6;
   sdp.media = *media;
   node.set_remote_path(session, offered->media.path);

@@ -9,7 +9,8 @@
 # Exit statuses the checks rely on (apps/msrp/cli.hpp): 0 delivered, 1 not delivered,
 # 2 bad input, 3 network.
 set -u
-msrp=$1
+# A copy, so that a rebuild while the test runs cannot pull the binary away.
+msrp_built=$1
 big_mb=${MSRP_CLI_BIG_MB:-256}
 abort_mb=128  # the transfer the abort checks interrupt; larger than any socket buffer
 
@@ -28,31 +29,30 @@ check() {  # check NAME CONDITION...
 }
 
 scratch=$(mktemp -d)
+msrp=$scratch/msrp
+cp "$msrp_built" "$msrp" || exit 2
 declare -A pid  # background jobs by name: the pid of the `timeout` that runs each
 
 cleanup() {
-  local name child
-  for name in "${!pid[@]}"; do
-    for child in $(pgrep -P "${pid[$name]}"); do
-      kill -CONT "$child"
-      kill -KILL "$child"
-    done
-    kill -KILL "${pid[$name]}"
-  done 2>/dev/null
+  local name
+  # `timeout` leads a process group of its own: the command and whatever it started.
+  for name in "${!pid[@]}"; do kill -KILL -- "-${pid[$name]}"; done 2>/dev/null
   wait 2>/dev/null
   rm -rf "$scratch"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+elapsed() {  # elapsed START: seconds since START, a `date +%s.%N`
+  awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $1 }"
+}
+
 section_start=$(date +%s.%N)
 section_name=""
 section() {  # section NAME: ends the previous section with its time, starts the next
-  local now
-  now=$(date +%s.%N)
-  [ -n "$section_name" ] && printf -- '-- %s: %.1f s\n' "$section_name" "$(awk "BEGIN { print $now - $section_start }")"
+  [ -n "$section_name" ] && echo "-- $section_name: $(elapsed "$section_start") s"
   section_name=$1
-  section_start=$now
+  section_start=$(date +%s.%N)
   [ -n "$section_name" ] && echo "== $section_name"
 }
 
@@ -71,7 +71,20 @@ finish() {
   { wait "${pid[$1]}"; } 2>/dev/null
   status=$?
   unset "pid[$1]"
+  [ $status -eq 124 ] && echo "   $1: ended by its timeout"
   return $status
+}
+
+# stop NAME: ends a spawned job that would keep running (SIGTERM) and waits for it.
+stop() {
+  kill -TERM "${pid[$1]}" 2>/dev/null
+  finish "$1"
+}
+
+# kill_job NAME PID: kills PID, the command of job NAME, with SIGKILL and waits for the job;
+# quietly, as bash would report "Killed".
+kill_job() {
+  { kill -KILL "$2"; finish "$1"; } 2>/dev/null
 }
 
 # process NAME: the pid of the command a spawned job runs (the child of its timeout).
@@ -79,11 +92,11 @@ process() {
   timeout 5 bash -c 'until pgrep -P "$0"; do sleep 0.01; done' "${pid[$1]}" | head -1
 }
 
-# run NAME SECONDS COMMAND...: runs COMMAND in the foreground; returns its status.
+# run NAME SECONDS COMMAND...: runs COMMAND like spawn and waits for it; returns its status.
+# (A job in the background, so that a signal to this script is handled at once.)
 run() {
-  local name=$1 seconds=$2
-  shift 2
-  timeout -k 5 "$seconds" "$@" >"$scratch/$name.out" 2>"$scratch/$name.err"
+  spawn "$@"
+  finish "$1"
 }
 
 # wait_until SECONDS TEST...: waits until `test TEST...` holds; fails after SECONDS.
@@ -119,6 +132,12 @@ status_in() {  # status_in STATUS ALLOWED...
   return 1
 }
 same_file() { [ "$(sha256sum <"$1")" = "$(sha256sum <"$2")" ]; }
+unfinished() {  # unfinished PID FILE: the sender PID still runs and FILE is not there yet
+  kill -0 "$1" && [ ! -e "$2" ]
+}
+tls_media() {  # tls_media SDP: an m= line for MSRP over TLS and a sha-256 fingerprint
+  grep -q "^m=message [0-9]* TCP/TLS/MSRP" "$1" && grep -q "^a=fingerprint:sha-256 " "$1"
+}
 
 # listen NAME DIR [OPTIONS...]: starts `msrp recv` in quick mode and waits for its URI file.
 # Sets `uri` and `fingerprint`, and `peer` to the send options that reach it.
@@ -144,16 +163,17 @@ listen() {
 
 port_of() { sed -n 's|^msrp[s]*://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' <<<"$1"; }
 
-# A port nothing listens on: one that was just bound and closed again.
-closed_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# show FILE: prints what a command said, indented, for the log.
+show() {
+  sed 's/^/   > /' "$1"
 }
 
 # ---------------------------------------------------------------------------------------------
 section "quick mode, text over TCP"
 dir=$scratch/text
 listen recv "$dir"
-check "recv writes a msrp:// URI ending in ;tcp" mentions "$scratch/recv.uri" "^'msrp://127\.0\.0\.1:[0-9]+/[^']+;tcp'$"
+check "recv writes a msrp:// URI ending in ;tcp" \
+  mentions "$scratch/recv.uri" "^'msrp://127\.0\.0\.1:[0-9]+/[^']+;tcp'$"
 run send 60 "$msrp" send "${peer[@]}" --text "hello over msrp"
 check "send exits 0" test $? -eq 0
 check "send prints delivered" mentions "$scratch/send.out" '^delivered 15 bytes$'
@@ -173,17 +193,19 @@ for transport in tcp tls; do
   if [ "$transport" = tls ]; then listen recv "$dir" --tls; else listen recv "$dir"; fi
   [ "$transport" = tls ] &&
     check "tls: URI file gives msrps and a sha-256 fingerprint" \
-      mentions "$scratch/recv.uri" "^'msrps://[^']+;tcp' --fingerprint 'sha-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}'$"
+      mentions "$scratch/recv.uri" \
+      "^'msrps://[^']+;tcp' --fingerprint 'sha-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}'$"
   started=$(date +%s.%N)
   run send 300 "$msrp" send "${peer[@]}" --file "$scratch/big.bin"
   status=$?
   finish recv
   recv_status=$?
-  printf -- '   %s: %d MiB in %.1f s\n' "$transport" "$big_mb" "$(awk "BEGIN { print $(date +%s.%N) - $started }")"
+  echo "   $transport: $big_mb MiB in $(elapsed "$started") s"
   check "$transport: send exits 0" test $status -eq 0
   check "$transport: recv exits 0" test $recv_status -eq 0
   check "$transport: recv names big.bin with its size" \
-    mentions "$scratch/recv.out" "^$dir/big\.bin	$((big_mb * 1024 * 1024))	application/octet-stream$"
+    mentions "$scratch/recv.out" \
+    "^$dir/big\.bin	$((big_mb * 1024 * 1024))	application/octet-stream$"
   check "$transport: sha256sum equal" same_file "$scratch/big.bin" "$dir/big.bin"
   check "$transport: no .part file left" no_part "$dir"
   rm -rf "$dir"
@@ -197,7 +219,8 @@ for transport in tcp tls; do
   answer=$scratch/answer-$transport.sdp
   tls=()
   [ "$transport" = tls ] && tls=(--tls)
-  spawn recv 120 "$msrp" recv "${tls[@]}" --write-offer "$offer" --read-answer "$answer" --dir "$dir"
+  spawn recv 120 "$msrp" recv "${tls[@]}" --write-offer "$offer" --read-answer "$answer" \
+    --dir "$dir"
   run send 60 "$msrp" send --read-offer "$offer" --write-answer "$answer" --text "hello by SDP"
   status=$?
   finish recv
@@ -207,10 +230,8 @@ for transport in tcp tls; do
   check "$transport: recv exits 0" test $recv_status -eq 0
   check "$transport: the offer is an SDP with an MSRP path" mentions "$offer" '^a=path:msrps?://'
   if [ "$transport" = tls ]; then
-    check "tls: the offer is TCP/TLS/MSRP with a fingerprint" \
-      bash -c 'grep -q "^m=message [0-9]* TCP/TLS/MSRP" "$0" && grep -q "^a=fingerprint:sha-256 " "$0"' "$offer"
-    check "tls: the answer is TCP/TLS/MSRP with a fingerprint" \
-      bash -c 'grep -q "^m=message [0-9]* TCP/TLS/MSRP" "$0" && grep -q "^a=fingerprint:sha-256 " "$0"' "$answer"
+    check "tls: the offer is TCP/TLS/MSRP with a fingerprint" tls_media "$offer"
+    check "tls: the answer is TCP/TLS/MSRP with a fingerprint" tls_media "$answer"
   fi
   check "$transport: recv prints one line" one_line "$scratch/recv.out"
   saved=$(cut -f1 "$scratch/recv.out" | head -1)
@@ -219,20 +240,25 @@ done
 
 # ---------------------------------------------------------------------------------------------
 section "bad input"
-# The file is checked once the peer is reached, so these sends meet a listening recv.
+# The file is checked before the peer is reached: a bad file is bad input (2) even when the
+# peer is unreachable, and the waiting recv is stopped afterwards.
 listen recv "$scratch/bad-missing"
 run send 30 "$msrp" send "${peer[@]}" --file "$scratch/no-such-file"
 check "missing file: send exits 2" test $? -eq 2
 check "missing file: one line on stderr" one_line "$scratch/send.err"
+show "$scratch/send.err"
 check "missing file: names the file" mentions "$scratch/send.err" "no-such-file"
-finish recv
+stop recv
+run send 30 "$msrp" send --connect 'msrp://127.0.0.1:1/abcd;tcp' --file "$scratch/no-such-file"
+check "missing file, unreachable peer: still exit 2" test $? -eq 2
 
 mkdir -p "$scratch/a-folder"
 listen recv "$scratch/bad-folder"
 run send 30 "$msrp" send "${peer[@]}" --file "$scratch/a-folder"
 check "folder as file: send exits 2" test $? -eq 2
 check "folder as file: one line on stderr" one_line "$scratch/send.err"
-finish recv
+show "$scratch/send.err"
+stop recv
 
 if [ "$(id -u)" -ne 0 ]; then  # root reads any file
   echo secret >"$scratch/unreadable"
@@ -241,27 +267,35 @@ if [ "$(id -u)" -ne 0 ]; then  # root reads any file
   run send 30 "$msrp" send "${peer[@]}" --file "$scratch/unreadable"
   check "unreadable file: send exits 2" test $? -eq 2
   check "unreadable file: one line on stderr" one_line "$scratch/send.err"
+  show "$scratch/send.err"
   finish recv
 fi
 
 run send 30 "$msrp" send --connect 'msrp://127.0.0.1:notaport/x;tcp' --text hi
 check "malformed URI: send exits 2" test $? -eq 2
 check "malformed URI: one line on stderr" one_line "$scratch/send.err"
+show "$scratch/send.err"
 run send 30 "$msrp" send --connect 'http://127.0.0.1/' --text hi
 check "not an MSRP URI: send exits 2" test $? -eq 2
 
 printf 'v=0\r\nthis is not SDP\r\n' >"$scratch/bad.sdp"
-run send 30 "$msrp" send --read-offer "$scratch/bad.sdp" --write-answer "$scratch/bad-answer.sdp" --text hi
+run send 30 "$msrp" send --read-offer "$scratch/bad.sdp" --write-answer "$scratch/bad-answer.sdp" \
+  --text hi
 check "malformed SDP offer: send exits 2" test $? -eq 2
 check "malformed SDP offer: one line on stderr" one_line "$scratch/send.err"
+show "$scratch/send.err"
 check "malformed SDP offer: no answer written" test ! -e "$scratch/bad-answer.sdp"
 
-port=$(closed_port)
+# A port nothing listens on: one a recv listened on until it was stopped.
+listen recv "$scratch/bad-port"
+stop recv
+port=$(port_of "$uri")
 started=$(date +%s)
 run send 60 "$msrp" send --connect "msrp://127.0.0.1:$port/abcd;tcp" --text hi
 status=$?
 check "unreachable peer: send exits 3" test $status -eq 3
 check "unreachable peer: one line on stderr" one_line "$scratch/send.err"
+show "$scratch/send.err"
 check "unreachable peer: fails within 10 s" test $(($(date +%s) - started)) -le 10
 
 listen recv "$scratch/bad-fingerprint" --tls
@@ -269,7 +303,8 @@ wrong="sha-256 $(printf '00:%.0s' $(seq 31))00"
 run send 30 "$msrp" send --connect "$uri" --fingerprint "$wrong" --text hi
 check "TLS fingerprint mismatch: send exits 3" test $? -eq 3
 check "TLS fingerprint mismatch: one line on stderr" one_line "$scratch/send.err"
-finish recv
+show "$scratch/send.err"
+stop recv  # a failed handshake does not end a listening recv
 check "TLS fingerprint mismatch: nothing received" test ! -s "$scratch/recv.out"
 
 head -c 3000 /dev/urandom >"$scratch/binary.bin"
@@ -279,9 +314,11 @@ run send 30 "$msrp" send "${peer[@]}" --file "$scratch/binary.bin"
 status=$?
 check "type refused: send exits 1" test $status -eq 1
 check "type refused: one line on stderr" one_line "$scratch/send.err"
+show "$scratch/send.err"
 check "type refused: says 415 or that the type is not accepted" \
   mentions "$scratch/send.err" '415|accept'
 finish recv
+echo "   recv exit $?:" && grep -v 'listening' "$scratch/recv.err" | show /dev/stdin
 check "type refused: no file saved" test ! -e "$dir/binary.bin"
 check "type refused: no .part file left" no_part "$dir"
 
@@ -293,7 +330,9 @@ status=$?
 check "too large: send exits 1" test $status -eq 1
 check "too large: one line on stderr mentioning 413" \
   bash -c 'test "$(wc -l <"$0")" -eq 1 && grep -q 413 "$0"' "$scratch/send.err"
+show "$scratch/send.err"
 finish recv
+echo "   recv exit $?:" && grep -v 'listening' "$scratch/recv.err" | show /dev/stdin
 check "too large: no file under the final name" test ! -e "$dir/five-thousand.bin"
 check "too large: no .part file left" no_part "$dir"
 
@@ -310,9 +349,8 @@ sender=$(process send)
 wait_for_part 60 "$dir"
 check "sender killed: data arrived" has_part "$dir"
 kill -STOP "$receiver"
-check "sender killed: transfer still running" bash -c 'kill -0 "$0" && test ! -e "$1"' "$sender" "$dir/abort.bin"
-kill -KILL "$sender"
-finish send
+check "sender killed: transfer still running" unfinished "$sender" "$dir/abort.bin"
+kill_job send "$sender"
 kill -CONT "$receiver"
 finish recv
 status=$?
@@ -332,10 +370,9 @@ sender=$(process send)
 wait_for_part 60 "$dir"
 check "receiver killed: data arrived" has_part "$dir"
 kill -STOP "$receiver"
-check "receiver killed: transfer still running" bash -c 'kill -0 "$0" && test ! -e "$1"' "$sender" "$dir/abort.bin"
+check "receiver killed: transfer still running" unfinished "$sender" "$dir/abort.bin"
 killed=$(date +%s)
-kill -KILL "$receiver"
-finish recv
+kill_job recv "$receiver"
 # Bounded: the sender must notice on its own, long before its 120 s timeout.
 timeout 60 bash -c 'while kill -0 "$0" 2>/dev/null; do sleep 0.05; done' "$sender"
 finish send
@@ -359,10 +396,15 @@ else
   file_port=$(port_of "$uri")
   pcap=$scratch/capture.pcapng
   spawn tshark 120 tshark -i lo -f "tcp port $text_port or tcp port $file_port" -w "$pcap"
-  if ! timeout 20 bash -c 'until grep -q "Capturing on" "$0"; do sleep 0.1; done' "$scratch/tshark.err"; then
-    echo "SKIPPED: tshark capture: cannot capture on lo: $(grep -v 'Running as user' "$scratch/tshark.err" | head -1)"
-    finish recv_text
-    finish recv_file
+  capturer=$(process tshark)
+  if ! timeout 20 bash -c 'until grep -q "Capturing on" "$0"; do
+         kill -0 "$1" 2>/dev/null || exit 1; sleep 0.1; done' "$scratch/tshark.err" "$capturer"
+  then
+    why=$(grep -v 'Running as user' "$scratch/tshark.err" | head -1)
+    echo "SKIPPED: tshark capture: cannot capture on lo: $why"
+    stop tshark
+    stop recv_text
+    stop recv_file
   else
     head -c 2000 /dev/urandom >"$scratch/small.bin"
     run send 30 "$msrp" send "${text_peer[@]}" --text "captured text"
@@ -372,24 +414,44 @@ else
     finish recv_text
     finish recv_file
     sleep 1  # let dumpcap write the last packets
-    kill -INT "$(process tshark)"
+    kill -INT "$capturer"
     finish tshark
     decode=(-d "tcp.port==$text_port,msrp" -d "tcp.port==$file_port,msrp")
     timeout 60 tshark -r "$pcap" "${decode[@]}" -Y msrp >"$scratch/frames" 2>/dev/null
-    timeout 60 tshark -r "$pcap" "${decode[@]}" -Y msrp -T fields -e msrp.method -e msrp.status.code \
-      2>/dev/null | tr '\t,' '\n\n' >"$scratch/fields"
-    timeout 60 tshark -r "$pcap" "${decode[@]}" -Y '_ws.malformed || _ws.expert.severity >= "Error"' \
-      >"$scratch/malformed" 2>"$scratch/malformed.err"
+    # Wireshark's MSRP dissector reads only the first MSRP message of a TCP segment (the 200
+    # the receiver sends right after a REPORT goes undissected), so the counts are kept
+    # twice: "wire", every start line in the payload; "first", the start line that opens a
+    # segment; "seen", what the dissector shows. It must show every segment's first message.
+    timeout 60 tshark -r "$pcap" "${decode[@]}" -Y 'tcp.len > 0' -T fields \
+      -e tcp.payload -e msrp.method -e msrp.status.code 2>/dev/null >"$scratch/segments"
+    declare -A count=()
+    while IFS='=' read -r key value; do count[$key]=$value; done < <(perl -ne '
+      chomp;
+      my ($hex, $method, $code) = split /\t/, $_, -1;
+      my $text = pack "H*", $hex =~ s/[^0-9a-fA-F]//gr;
+      $n{"wire $_"}++ for $text =~ /^MSRP \S+ (\S+)/mg;
+      $n{"first $1"}++ if $text =~ /^MSRP \S+ (\S+)/;
+      $n{"seen $_"}++ for grep { $_ ne "" } split(/,/, $method), split(/,/, $code);
+      END { print "$_=$n{$_}\n" for sort keys %n }' "$scratch/segments")
+    for kind in SEND 200 REPORT; do
+      for key in "wire $kind" "first $kind" "seen $kind"; do : "${count[$key]:=0}"; done
+      echo "   $kind: ${count[wire $kind]} on the wire, ${count[first $kind]} opening a segment," \
+        "${count[seen $kind]} dissected"
+    done
+    timeout 60 tshark -r "$pcap" "${decode[@]}" \
+      -Y '_ws.malformed || _ws.expert.severity >= "Error"' >"$scratch/malformed" 2>/dev/null
     malformed_status=$?
-    sends=$(grep -c '^SEND$' "$scratch/fields")
-    oks=$(grep -c '^200$' "$scratch/fields")
-    echo "   $(wc -l <"$scratch/frames") packets with MSRP: $sends SEND, $oks 200," \
-      "$(grep -c '^REPORT$' "$scratch/fields") REPORT"
-    # Per session: the empty SEND that opens it (RFC 4975 §5.4), the message; a 200 for each.
-    check "capture: tshark sees MSRP frames" test -s "$scratch/frames"
-    check "capture: at least 4 SEND requests" test "$sends" -ge 4
-    check "capture: at least 4 200 responses" test "$oks" -ge 4
-    check "capture: success REPORTs seen" test "$(grep -c '^REPORT$' "$scratch/fields")" -ge 2
+    # Per session: the empty SEND that opens it (RFC 4975 §5.4) and the message, a 200 for
+    # each, and the success REPORT.
+    check "capture: tshark -Y msrp shows MSRP frames" test -s "$scratch/frames"
+    check "capture: at least 4 SEND requests on the wire" test "${count[wire SEND]}" -ge 4
+    check "capture: at least 4 200 responses on the wire" test "${count[wire 200]}" -ge 4
+    check "capture: at least 2 success REPORTs on the wire" test "${count[wire REPORT]}" -ge 2
+    check "capture: the dissector shows at least 2 SEND frames" test "${count[seen SEND]}" -ge 2
+    for kind in SEND 200 REPORT; do
+      check "capture: the dissector shows every $kind that opens a segment" \
+        test "${count[seen $kind]}" -ge "${count[first $kind]}"
+    done
     check "capture: the malformed filter ran" test $malformed_status -eq 0
     check "capture: no malformed or error-level frames" test ! -s "$scratch/malformed"
     [ -s "$scratch/malformed" ] && head -5 "$scratch/malformed"

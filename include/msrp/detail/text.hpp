@@ -54,6 +54,15 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+/// `s` without leading and trailing spaces and tabs.
+constexpr std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
 /// Parses 1*DIGIT into an unsigned 64-bit number; empty on any other text or on overflow.
 constexpr std::optional<std::uint64_t> parse_decimal(std::string_view s) noexcept {
   if (s.empty()) return std::nullopt;
