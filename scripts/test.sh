@@ -22,7 +22,7 @@ done
 
 echo "== fuzz smoke run: $fuzz_runs runs per target"
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$jobs"
+cmake --build --preset fuzz -j "$jobs" --target fuzzers
 for target in build/fuzz/fuzz/fuzz_*; do
   name=$(basename "$target")
   scratch=$(mktemp -d)

@@ -339,6 +339,30 @@ check "too large: no .part file left" no_part "$dir"
 # ---------------------------------------------------------------------------------------------
 # Each abort check freezes the receiver (SIGSTOP) once data has arrived, so the transfer is
 # surely unfinished when one side is killed, however fast loopback is.
+section "chat"
+# Two chats, their input piped: each line reaches the other side with the sender shown, each
+# sent line reports its fate, and /send delivers a file into the other side's --dir.
+head -c 100000 /dev/urandom >"$scratch/chat-file.bin"
+rm -f "$scratch/alice.uri"
+mkdir -p "$scratch/alice-files"
+(sleep 2; echo "hello from alice"; sleep 2; echo /quit) |
+  timeout -k 5 30 "$msrp" chat --listen 127.0.0.1:0 --uri-file "$scratch/alice.uri" \
+    --dir "$scratch/alice-files" >"$scratch/alice.out" 2>"$scratch/alice.err" &
+pid[alice]=$!
+if wait_until 20 -s "$scratch/alice.uri"; then
+  alice_uri=$(cut -d"'" -f2 "$scratch/alice.uri")
+  (echo "hello from bob"; echo "/send $scratch/chat-file.bin"; sleep 3; echo /quit) |
+    timeout -k 5 30 "$msrp" chat --connect "$alice_uri" >"$scratch/bob.out" 2>"$scratch/bob.err"
+  check "chat: bob leaves with status 0" test $? -eq 0
+fi
+finish alice
+check "chat: alice leaves with status 0" test $? -eq 0
+check "chat: alice shows bob's line" grep -q "client.invalid.*: hello from bob" "$scratch/alice.out"
+check "chat: bob shows alice's line" grep -q ": hello from alice" "$scratch/bob.out"
+check "chat: bob's line is delivered" grep -q "message delivered" "$scratch/bob.out"
+check "chat: bob's file is delivered" grep -q "chat-file.bin delivered" "$scratch/bob.out"
+check "chat: alice saved the file" cmp -s "$scratch/chat-file.bin" "$scratch/alice-files/chat-file.bin"
+
 section "sender killed mid-transfer"
 head -c "${abort_mb}M" /dev/urandom >"$scratch/abort.bin"
 dir=$scratch/abort-sender
