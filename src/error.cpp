@@ -61,6 +61,16 @@ class category final : public std::error_category {
         return "no accept-type in common with the offer";
       case errc::sdp_tls_mismatch:
         return "offer and answer disagree on TLS";
+      case errc::bad_digest_syntax:
+        return "malformed Digest authentication header";
+      case errc::duplicate_digest_parameter:
+        return "Digest parameter repeated";
+      case errc::missing_digest_parameter:
+        return "required Digest parameter missing";
+      case errc::bad_digest_parameter:
+        return "malformed Digest parameter value";
+      case errc::unsupported_digest_algorithm:
+        return "unsupported Digest algorithm";
     }
     return "unknown msrp error";
   }

@@ -11,13 +11,13 @@ namespace {
 
 TEST(Error, EveryCodeHasItsOwnMessage) {
   std::set<std::string> messages;
-  for (int value = 1; value <= static_cast<int>(errc::sdp_tls_mismatch); ++value) {
+  for (int value = 1; value <= static_cast<int>(errc::unsupported_digest_algorithm); ++value) {
     const std::error_code code = static_cast<errc>(value);
     EXPECT_EQ(code.category().name(), std::string("msrp"));
     EXPECT_NE(code.message(), "unknown msrp error") << value;
     messages.insert(code.message());
   }
-  EXPECT_EQ(messages.size(), static_cast<std::size_t>(errc::sdp_tls_mismatch));
+  EXPECT_EQ(messages.size(), static_cast<std::size_t>(errc::unsupported_digest_algorithm));
 }
 
 TEST(Error, MapsToTheStatusAPeerShouldGet) {

@@ -106,6 +106,21 @@ std::variant<outgoing_message, failure> make_message(const send_options& options
   return made;
 }
 
+/// Creates the folder received files go to, if needed.
+std::optional<failure> make_folder(const std::string& folder) {
+  std::error_code error;
+  std::filesystem::create_directories(folder, error);
+  if (error || !std::filesystem::is_directory(folder)) {
+    return failure{exit_status::bad_input, "cannot use folder " + folder};
+  }
+  return std::nullopt;
+}
+
+/// A message we could not store is refused, so that its sender is told (RFC 4975 §7.1.4).
+void refuse_unstored(net::node& node, session_handle session, const delivery& result) {
+  if (result.what == delivery::kind::failed) node.reject(session, result.message_id, 403);
+}
+
 bool timed_out(std::chrono::steady_clock::time_point start, int seconds) {
   return seconds > 0 && std::chrono::steady_clock::now() - start > std::chrono::seconds(seconds);
 }
@@ -153,11 +168,7 @@ int run_send(const meeting_options& meeting, const send_options& options) {
 }
 
 int run_recv(const meeting_options& meeting, const recv_options& options) {
-  std::error_code error;
-  std::filesystem::create_directories(options.folder, error);
-  if (error || !std::filesystem::is_directory(options.folder)) {
-    return fail_with({exit_status::bad_input, "cannot use folder " + options.folder});
-  }
+  if (const auto bad = make_folder(options.folder)) return fail_with(*bad);
   auto peer = connect_peer(meeting);
   if (const auto* status = std::get_if<int>(&peer)) return *status;
   auto& node = std::get<connected>(peer).node;
@@ -183,6 +194,7 @@ int run_recv(const meeting_options& meeting, const recv_options& options) {
     }
     const auto result = box.handle(*ev);
     if (!result) continue;
+    refuse_unstored(*node, std::get<connected>(peer).session.session, *result);
     if (result->what == delivery::kind::saved) {
       ++saved;
       std::cout << result->file.string() << '\t' << result->size << '\t' << result->content_type
@@ -195,6 +207,7 @@ int run_recv(const meeting_options& meeting, const recv_options& options) {
 }
 
 int run_chat(const meeting_options& meeting, const chat_options& options) {
+  if (const auto bad = make_folder(options.folder)) return fail_with(*bad);
   auto peer = connect_peer(meeting);
   if (const auto* status = std::get_if<int>(&peer)) return *status;
   auto& [node, session] = std::get<connected>(peer);
@@ -285,6 +298,7 @@ int run_chat(const meeting_options& meeting, const chat_options& options) {
       }
     }
     if (const auto result = box.handle(*ev)) {
+      refuse_unstored(*node, session.session, *result);
       std::cout << '[' << clock_time() << "] "
                 << (result->what == delivery::kind::saved ? "received file " + result->file.string()
                                                           : "file " + result->detail)

@@ -102,7 +102,9 @@ std::optional<delivery> inbox::write(const events::message_piece& m) {
   const auto found = partials_.find(m.message_id);
   if (found == partials_.end()) return std::nullopt;
   if (!write_all(found->second.fd, m.bytes, m.offset)) {
-    return abort(m.message_id, found->second.temporary.string() + ": " + std::strerror(errno));
+    auto lost = abort(m.message_id, found->second.temporary.string() + ": " + std::strerror(errno));
+    lost->what = delivery::kind::failed;
+    return lost;
   }
   return std::nullopt;
 }

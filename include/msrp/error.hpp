@@ -44,6 +44,14 @@ enum class errc {
   sdp_missing_accept_types,  ///< The MSRP media section has no `a=accept-types` (§8.6).
   sdp_no_common_type,        ///< Offer and answerer share no accept-type (§8.6).
   sdp_tls_mismatch,          ///< We would answer TCP/MSRP to TCP/TLS/MSRP, or the reverse.
+  // --- HTTP Digest headers (RFC 4976 §7, §9.1; RFC 7616; see digest.hpp): WWW-Authenticate,
+  // Authorization and Authentication-Info. A relay answers a bad Authorization with 400
+  // (RFC 7616 §3.4: "the proper response is a 4xx error code").
+  bad_digest_syntax,             ///< Not `Digest` and `token "=" (token / quoted-string)` pairs.
+  duplicate_digest_parameter,    ///< A parameter name occurs twice in one header value.
+  missing_digest_parameter,      ///< A required parameter (realm, nonce, qop ...) is absent.
+  bad_digest_parameter,          ///< A bad value: nc not 8LHEX, response of the wrong length ...
+  unsupported_digest_algorithm,  ///< The algorithm is neither MD5 nor SHA-256 (MD5-sess too).
 };
 
 /// The error category of `msrp::errc`; its name is "msrp".

@@ -405,6 +405,14 @@ void node::abort(message_handle message) {
   });
 }
 
+bool node::reject(session_handle session, std::string_view message_id, int status) {
+  return state_->on_io([&] {
+    const bool known = state_->engine.reject(session, message_id, status);
+    state_->drain();
+    return known;
+  });
+}
+
 std::uint64_t node::bytes_sent(message_handle message) {
   return state_->on_io([&] { return state_->engine.bytes_sent(message); });
 }

@@ -91,6 +91,7 @@ class node {
   message_handle send(session_handle session, outgoing_message message);
   message_handle send_empty(session_handle session);
   void abort(message_handle message);
+  bool reject(session_handle session, std::string_view message_id, int status);
   std::uint64_t bytes_sent(message_handle message);
 
   // --- Transport
