@@ -29,9 +29,10 @@ result<byte_range> byte_range::parse(std::string_view value) {
   byte_range range{*start, *end, *total};
   // An end below start - 1 or past the total cannot describe any chunk; `1-0/0` is the
   // empty message (§7.1.1).
-  if (range.end && *range.end + 1 < range.start) return errc::bad_byte_range;
+  // (Written without `+ 1` so that values up to 2^64 - 1 cannot wrap.)
+  if (range.end && *range.end < range.start - 1) return errc::bad_byte_range;
   if (range.end && range.total && *range.end > *range.total) return errc::bad_byte_range;
-  if (!range.end && range.total && range.start > *range.total + 1) return errc::bad_byte_range;
+  if (!range.end && range.total && range.start - 1 > *range.total) return errc::bad_byte_range;
   return range;
 }
 

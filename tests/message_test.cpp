@@ -21,6 +21,11 @@ TEST(ByteRange, ParsesNumbersAndStars) {
   EXPECT_EQ(*byte_range::parse("1-0/0"), (byte_range{1, 0, 0}));
   EXPECT_EQ(*byte_range::parse("18446744073709551615-*/*"),
             (byte_range{UINT64_MAX, std::nullopt, std::nullopt}));
+  // Regression (torture corpus): the largest values must not wrap in the checks.
+  EXPECT_EQ(*byte_range::parse("1-*/18446744073709551615"),
+            (byte_range{1, std::nullopt, UINT64_MAX}));
+  EXPECT_EQ(*byte_range::parse("18446744073709551615-18446744073709551615/*"),
+            (byte_range{UINT64_MAX, UINT64_MAX, std::nullopt}));
 }
 
 TEST(ByteRange, RejectsImpossibleRanges) {
