@@ -660,13 +660,15 @@ struct endpoint::state {
     const auto end = begin + bytes.size();
     f.position = end;
     if (s.settings.max_size && end > *s.settings.max_size) return refuse_message(f, s, 413);
+    // Switch to streaming before recording this piece: what `received` holds so far is
+    // exactly what the buffer holds. (Found by fuzz_endpoint.)
+    if (!m.streaming && end > settings.whole_message_limit) start_streaming(f.session, m);
     m.received.add(begin, end);
     if (begin < cpim_prefix_size) {
       const auto n = std::min<std::uint64_t>(end, cpim_prefix_size) - begin;
       if (m.opening.size() < begin + n) m.opening.resize(begin + n);
       std::copy_n(bytes.begin(), n, m.opening.begin() + static_cast<std::ptrdiff_t>(begin));
     }
-    if (!m.streaming && end > settings.whole_message_limit) start_streaming(f.session, m);
     if (m.streaming) {
       events.push_back(events::message_piece{f.session, f.message_id, begin, std::string(bytes)});
       return;

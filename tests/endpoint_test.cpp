@@ -1109,6 +1109,33 @@ TEST(EndpointReceive, RepeatedMessageIsAcknowledgedButNotDeliveredAgain) {
   EXPECT_EQ(only<events::message_started>(q.bob_events).size(), 1u);
 }
 
+TEST(EndpointReceive, FuzzFindStreamingSwitchAfterALaterChunk) {
+  // Found by fuzz_endpoint: a buffered chunk at a later offset, then a chunk from the start
+  // that crosses whole_message_limit. Switching to streaming handed out pieces the buffer
+  // did not hold (an exception, or truncated pieces).
+  pair_options o;
+  o.bob_config.whole_message_limit = 16;
+  pair p(o);
+  to_bob(p, {.tid = "tx000001",
+             .to = bob_uri(p),
+             .byte_range = "21-30/*",
+             .body = "KLMNOPQRST",
+             .flag = end_flag::continued});
+  to_bob(p, {.tid = "tx000002",
+             .to = bob_uri(p),
+             .byte_range = "1-*/*",
+             .body = "abcdefghijklmnopqrst",
+             .flag = end_flag::continued});
+  to_bob(p, {.tid = "tx000003", .to = bob_uri(p), .byte_range = "31-32/32", .body = "UV"});
+  std::string assembled(32, '?');
+  for (const auto& piece : only<events::message_piece>(p.bob_events)) {
+    ASSERT_LE(piece.offset + piece.bytes.size(), assembled.size());
+    assembled.replace(piece.offset, piece.bytes.size(), piece.bytes);
+  }
+  EXPECT_EQ(assembled, "abcdefghijklmnopqrstKLMNOPQRSTUV");
+  EXPECT_EQ(only<events::message_completed>(p.bob_events).size(), 1u);
+}
+
 TEST(EndpointReceive, RepeatedMessageGetsItsSuccessReportAgain) {
   // §5.4: acknowledgments the report headers ask for are still sent for duplicates, so a
   // sender that resends after losing the first REPORT can still learn of delivery.
