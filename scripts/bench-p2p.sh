@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${1:-1024}
 bash scripts/deps.sh
-command -v iperf3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null
+for tool in iperf3 python3; do
+  command -v "$tool" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
+done
 cmake --preset release >/dev/null
 cmake --build --preset release --target msrp >/dev/null
 msrp=build/release/apps/msrp/msrp
