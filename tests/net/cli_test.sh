@@ -430,7 +430,10 @@ else
     stop recv_text
     stop recv_file
   else
-    head -c 2000 /dev/urandom >"$scratch/small.bin"
+    # Text, not random bytes: Wireshark 4.0's MSRP dissector throws on about one random binary
+    # body in 40 (an exception after the headers, whatever the framing), which would judge the
+    # dissector rather than our frames. Binary bodies are checked byte for byte above.
+    seq 1 1000 | head -c 2000 >"$scratch/small.bin"
     run send 30 "$msrp" send "${text_peer[@]}" --text "captured text"
     check "capture: text send exits 0" test $? -eq 0
     run send 30 "$msrp" send "${file_peer[@]}" --file "$scratch/small.bin"
