@@ -1,7 +1,8 @@
 // msrp/result.hpp: a value or the error that prevented it.
 //
 // `result<T>` is shaped like C++23's `std::expected<T, std::error_code>`, so that it can be
-// replaced by it later: `has_value()`, `operator bool`, `*r`, `r->`, `value()` and `error()`.
+// replaced by it later: `has_value()`, `operator bool`, `*r`, `r->`, `value()`, `value_or()` and
+// `error()`.
 #pragma once
 
 #include <cassert>
@@ -34,6 +35,8 @@ class result {
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T&& operator*() && { return std::move(*this).value(); }
+  /// The value, or `fallback` when the result failed (as std::expected::value_or).
+  T value_or(T fallback) const& { return has_value() ? value() : std::move(fallback); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 

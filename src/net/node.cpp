@@ -1,6 +1,10 @@
-// The network edge: Asio coroutines moving bytes between sockets and the endpoint.
+// The network edge: Asio coroutines moving bytes between sockets and the protocol cores (the
+// endpoint of a node, the relay of a relay server).
 // This is the one translation unit that includes Asio (STYLE §5; compile time, DEVELOPERS.md).
 #include "msrp/net/node.hpp"
+
+#include "msrp/net/hash.hpp"
+#include "msrp/net/relay_server.hpp"
 
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -86,55 +90,82 @@ const std::error_category& net_category() noexcept {
   return instance;
 }
 
-struct node::state {
+namespace {
+
+/// The connection machinery a node and a relay server share (STYLE §5): listeners, outgoing
+/// connections, and per connection a reader and a writer coroutine around a protocol core,
+/// plus a watchdog for the core's deadlines. `Derived` supplies the core and what is done
+/// with its events:
+///   core()                        the endpoint or relay (receive, output, consume_output,
+///                                 advance, next_deadline, close_connection)
+///   collect()                     after every step: take the core's events and actions
+///   wants_input(id)               false while the core holds the connection's input back
+///   opened(id, peer, listener)    a connection was established
+///   closed(id, error)             a connection ended
+template <class Derived>
+struct transport {
   struct connection {
-    std::shared_ptr<asio::steady_timer> wake;  // the writer sleeps on it when idle
+    std::shared_ptr<asio::steady_timer> wake;  // the writer and a paused reader sleep on it
     std::function<void()> close_socket;
     std::error_code error{};  // the first reason it ended
     bool closing = false;
-    int running = 2;  // reader and writer
+    bool finish = false;  // close once the output is written
+    int running = 2;      // reader and writer
   };
 
-  options settings;
+  /// Where an accepted connection came in.
+  struct listener_info {
+    bool tls = false;
+    std::uint16_t port = 0;
+  };
+
+  /// How an accepted TLS client is judged once its handshake is done: nullopt drops it,
+  /// otherwise whether its certificate verified against our CAs.
+  using client_check = std::function<std::optional<bool>(SSL*)>;
+
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   ssl::context server_tls{ssl::context::tls_server};
   ssl::context client_tls{ssl::context::tls_client};
-  endpoint engine;
+  std::chrono::milliseconds connect_timeout;
+  std::chrono::milliseconds write_timeout;
   std::map<connection_id, connection> connections;
-  connection_id next_connection = 1;
-  std::vector<fingerprint> expected_clients;
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
   asio::steady_timer watchdog{io};
   bool stopping = false;
-
-  std::mutex mutex;
-  std::condition_variable ready;
-  std::deque<node_event> events;
   std::thread thread;
 
-  explicit state(options o) : settings(std::move(o)), engine(settings.engine, secure_random) {
+  transport(const std::optional<certificate>& identity, const std::string& ca_file,
+            std::chrono::milliseconds connect, std::chrono::milliseconds write)
+      : connect_timeout(connect), write_timeout(write) {
     for (auto* context : {&server_tls, &client_tls}) {
       context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                            ssl::context::no_tlsv1_1);
-      if (settings.identity) use_identity(*context, *settings.identity);
+      if (identity) use_identity(*context, *identity);
+      boost::system::error_code ignored;
+      if (ca_file.empty()) {
+        context->set_default_verify_paths(ignored);
+      } else {
+        context->load_verify_file(ca_file, ignored);
+      }
     }
-    // A listener asks for a client certificate to check it against the SDP fingerprint;
-    // whether one is required is decided after the handshake.
+    // A listener asks for a client certificate to check it against the SDP fingerprint or
+    // the CAs; whether one is required is decided after the handshake.
     server_tls.set_verify_mode(ssl::verify_peer);
     server_tls.set_verify_callback([](bool, ssl::verify_context&) { return true; });
-    boost::system::error_code ignored;
-    if (settings.ca_file.empty()) {
-      client_tls.set_default_verify_paths(ignored);
-    } else {
-      client_tls.load_verify_file(settings.ca_file, ignored);
-    }
+  }
+
+  Derived& derived() { return static_cast<Derived&>(*this); }
+
+  /// Starts the I/O thread; the derived class calls it once it is fully built.
+  void start() {
     asio::co_spawn(io, run_watchdog(), asio::detached);
     thread = std::thread([this] { io.run(); });
   }
 
-  ~state() {
+  /// Stops the I/O thread; the derived class calls it first thing in its destructor.
+  void stop() {
     asio::post(io, [this] {
       stopping = true;
       for (auto& acceptor : acceptors)
@@ -156,29 +187,26 @@ struct node::state {
     return done.get();
   }
 
-  void push(node_event e) {
-    {
-      std::lock_guard lock(mutex);
-      events.push_back(std::move(e));
-    }
-    ready.notify_one();
-  }
-
-  /// Runs what is due, hands the endpoint's events on and wakes the writers.
+  /// Runs what is due, hands the core's events on and wakes the writers and paused readers.
   void drain() {
-    engine.advance(clock::now());
-    while (auto e = engine.next_event())
-      push(std::move(*e));
+    derived().core().advance(clock::now());
+    derived().collect();
     for (auto& [id, c] : connections)
       c.wake->cancel();
   }
 
+  /// Closes `id` once its output is written.
+  void finish(connection_id id) {
+    const auto found = connections.find(id);
+    if (found != connections.end()) found->second.finish = true;
+  }
+
   asio::awaitable<void> run_watchdog() {
     for (;;) {
-      // Sleep until the endpoint's next deadline, and at most a second: new deadlines are
+      // Sleep until the core's next deadline, and at most a second: new deadlines are
       // always later than that.
       auto next = clock::now() + std::chrono::seconds(1);
-      if (const auto deadline = engine.next_deadline(); deadline && *deadline < next) {
+      if (const auto deadline = derived().core().next_deadline(); deadline && *deadline < next) {
         next = *deadline;
       }
       watchdog.expires_at(next);
@@ -200,16 +228,23 @@ struct node::state {
     if (--c.running > 0) return;
     const auto reason = c.error;
     connections.erase(id);
-    engine.close_connection(id);
+    derived().core().close_connection(id);
     drain();
-    push(connection_closed{id, reason});
+    derived().closed(id, reason);
   }
 
   template <class Stream>
-  asio::awaitable<void> reader(connection_id id, std::shared_ptr<Stream> stream) {
+  asio::awaitable<void> reader(connection_id id, std::shared_ptr<Stream> stream,
+                               std::shared_ptr<asio::steady_timer> wake) {
     std::vector<char> buffer(64 * 1024);
     std::error_code error;
     for (;;) {
+      // Back-pressure: a core that cannot pass input on yet is not given more.
+      while (!derived().wants_input(id) && !connections.at(id).closing) {
+        wake->expires_at(asio::steady_timer::time_point::max());
+        co_await wake->async_wait(use);
+      }
+      if (connections.at(id).closing) break;
       const auto [failure, n] = co_await stream->async_read_some(asio::buffer(buffer), use);
       if (failure) {
         if (failure != asio::error::eof && failure != asio::error::operation_aborted &&
@@ -218,8 +253,8 @@ struct node::state {
         }
         break;
       }
-      engine.advance(clock::now());
-      engine.receive(id, std::string_view(buffer.data(), n));
+      derived().core().advance(clock::now());
+      derived().core().receive(id, std::string_view(buffer.data(), n));
       drain();
     }
     stopped(id, error);
@@ -231,15 +266,16 @@ struct node::state {
     std::error_code error;
     for (;;) {
       if (connections.at(id).closing) break;
-      engine.advance(clock::now());
-      const auto out = engine.output(id);
+      derived().core().advance(clock::now());
+      const auto out = derived().core().output(id);
       if (out.empty()) {
+        if (connections.at(id).finish) break;
         wake->expires_at(asio::steady_timer::time_point::max());
         co_await wake->async_wait(use);
         continue;
       }
       // A write that stalls (the peer stopped reading) ends the connection.
-      asio::steady_timer stall(io, settings.write_timeout);
+      asio::steady_timer stall(io, write_timeout);
       const auto written =
           co_await (asio::async_write(*stream, asio::buffer(out.data(), out.size()), use) ||
                     stall.async_wait(use));
@@ -252,26 +288,23 @@ struct node::state {
         error = failure;
         break;
       }
-      engine.advance(clock::now());
-      engine.consume_output(id, n);
+      derived().core().advance(clock::now());
+      derived().core().consume_output(id, n);
       drain();
     }
     stopped(id, error);
   }
 
-  /// Starts serving an established connection; returns its id.
+  /// Starts serving an established connection as `id`.
   template <class Stream>
-  connection_id serve(std::shared_ptr<Stream> stream, std::string peer) {
-    const auto id = next_connection++;
+  void serve(connection_id id, std::shared_ptr<Stream> stream) {
     auto wake = std::make_shared<asio::steady_timer>(io);
     connections.emplace(id, connection{wake, [stream] {
                                          boost::system::error_code ignored;
                                          stream->lowest_layer().close(ignored);
                                        }});
-    asio::co_spawn(io, reader(id, stream), asio::detached);
+    asio::co_spawn(io, reader(id, stream, wake), asio::detached);
     asio::co_spawn(io, writer(id, stream, wake), asio::detached);
-    push(connection_opened{id, std::move(peer)});
-    return id;
   }
 
   static std::string describe(const tcp::endpoint& where) {
@@ -280,43 +313,68 @@ struct node::state {
            std::to_string(where.port());
   }
 
-  asio::awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor, bool tls) {
+  /// Listens on `address` and `port` (0: any free port), with TLS if `tls`; returns the port.
+  result<std::uint16_t> listen(const std::string& address, std::uint16_t port, bool tls) {
+    return on_io([&]() -> result<std::uint16_t> {
+      boost::system::error_code error;
+      const auto ip = asio::ip::make_address(address, error);
+      if (error) return std::error_code(error);
+      auto acceptor = std::make_shared<tcp::acceptor>(io);
+      const tcp::endpoint where(ip, port);
+      acceptor->open(where.protocol(), error);
+      if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
+      if (!error && ip.is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
+      if (!error) acceptor->bind(where, error);
+      if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
+      if (error) return std::error_code(error);
+      const auto bound = acceptor->local_endpoint(error).port();
+      acceptors.push_back(acceptor);
+      asio::co_spawn(io, accept_loop(acceptor, listener_info{tls, bound}), asio::detached);
+      return bound;
+    });
+  }
+
+  asio::awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor,
+                                    listener_info listener) {
     for (;;) {
       auto [error, socket] = co_await acceptor->async_accept(use);
       if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       if (error) continue;
       socket.set_option(tcp::no_delay(true));
       const auto peer = describe(socket.remote_endpoint(error));
-      if (!tls) {
-        serve(std::make_shared<tcp::socket>(std::move(socket)), peer);
+      if (!listener.tls) {
+        const auto id = derived().new_id();
+        serve(id, std::make_shared<tcp::socket>(std::move(socket)));
+        derived().opened(id, peer, listener, false);
         continue;
       }
-      asio::co_spawn(io, accept_tls(std::move(socket), peer), asio::detached);
+      asio::co_spawn(io, accept_tls(std::move(socket), peer, listener), asio::detached);
     }
   }
 
-  asio::awaitable<void> accept_tls(tcp::socket socket, std::string peer) {
+  asio::awaitable<void> accept_tls(tcp::socket socket, std::string peer, listener_info listener) {
     auto stream = std::make_shared<ssl::stream<tcp::socket>>(std::move(socket), server_tls);
-    asio::steady_timer limit(io, settings.connect_timeout);
+    asio::steady_timer limit(io, connect_timeout);
     const auto done =
         co_await (stream->async_handshake(ssl::stream_base::server, use) || limit.async_wait(use));
     if (done.index() == 1 || std::get<0>(std::get<0>(done))) co_return;  // dropped
-    if (!expected_clients.empty()) {
-      const bool known =
-          std::any_of(expected_clients.begin(), expected_clients.end(),
-                      [&](const fingerprint& f) { return matches(stream->native_handle(), f); });
-      if (!known) co_return;  // RFC 8122: a client whose certificate we were not told of
-    }
-    serve(stream, peer);
+    const auto verdict = derived().check_client(stream->native_handle());
+    if (!verdict) co_return;
+    const auto id = derived().new_id();
+    serve(id, stream);
+    derived().opened(id, peer, listener, *verdict);
   }
 
-  asio::awaitable<result<connection_id>> connect(uri target, std::optional<fingerprint> peer) {
+  /// Connects to the host and port of `target` (TLS for msrps) and serves the connection as
+  /// `id`, verifying the peer by `peer` when given (RFC 8122), otherwise by CA and host name.
+  asio::awaitable<std::error_code> connect(connection_id id, uri target,
+                                           std::optional<fingerprint> peer) {
     tcp::resolver resolver(io);
     const auto [resolve_error, found] = co_await resolver.async_resolve(
         target.host(), std::to_string(target.port().value_or(2855)), use);
     if (resolve_error || found.empty()) co_return make_error_code(net_errc::resolve_failed);
     tcp::socket socket(io);
-    asio::steady_timer limit(io, settings.connect_timeout);
+    asio::steady_timer limit(io, connect_timeout);
     const auto connected =
         co_await (asio::async_connect(socket, found, use) || limit.async_wait(use));
     if (connected.index() == 1) co_return make_error_code(net_errc::connect_timeout);
@@ -324,9 +382,11 @@ struct node::state {
     socket.set_option(tcp::no_delay(true));
     boost::system::error_code ignored;
     const auto where = describe(socket.remote_endpoint(ignored));
-    if (!target.is_secure())
-      co_return serve(std::make_shared<tcp::socket>(std::move(socket)), where);
-
+    if (!target.is_secure()) {
+      serve(id, std::make_shared<tcp::socket>(std::move(socket)));
+      derived().opened(id, where, std::nullopt, false);
+      co_return std::error_code{};
+    }
     auto stream = std::make_shared<ssl::stream<tcp::socket>>(std::move(socket), client_tls);
     if (peer) {
       // RFC 8122: the certificate may be self-signed; its fingerprint is what counts.
@@ -345,8 +405,132 @@ struct node::state {
     if (peer && !matches(stream->native_handle(), *peer)) {
       co_return make_error_code(net_errc::fingerprint_mismatch);
     }
-    co_return serve(stream, where);
+    serve(id, stream);
+    derived().opened(id, where, std::nullopt, false);
+    co_return std::error_code{};
   }
+};
+
+}  // namespace
+
+struct node::state : transport<node::state> {
+  options settings;
+  endpoint engine;
+  connection_id next_connection = 1;
+  std::vector<fingerprint> expected_clients;
+
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<node_event> events;
+
+  explicit state(options o)
+      : transport(o.identity, o.ca_file, o.connect_timeout, o.write_timeout),
+        settings(std::move(o)),
+        engine(settings.engine, secure_random) {
+    start();
+  }
+  ~state() { stop(); }
+
+  endpoint& core() { return engine; }
+  bool wants_input(connection_id) const { return true; }
+  connection_id new_id() { return next_connection++; }
+
+  void push(node_event e) {
+    {
+      std::lock_guard lock(mutex);
+      events.push_back(std::move(e));
+    }
+    ready.notify_one();
+  }
+
+  void collect() {
+    while (auto e = engine.next_event())
+      push(std::move(*e));
+  }
+
+  /// RFC 8122: a TLS client whose certificate we were not told of is dropped.
+  std::optional<bool> check_client(SSL* ssl) const {
+    if (expected_clients.empty()) return false;
+    const bool known = std::any_of(expected_clients.begin(), expected_clients.end(),
+                                   [&](const fingerprint& f) { return matches(ssl, f); });
+    return known ? std::optional<bool>(false) : std::nullopt;
+  }
+
+  void opened(connection_id id, const std::string& peer, std::optional<listener_info>, bool) {
+    push(connection_opened{id, peer});
+  }
+  void closed(connection_id id, std::error_code error) { push(connection_closed{id, error}); }
+};
+
+struct relay_server::state : transport<relay_server::state> {
+  options settings;
+  relay engine;
+  connection_id next_connection = 1;  // the relay numbers its outgoing connections from 2^62
+
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<std::string> notices;
+
+  state(options o, credential_lookup lookup)
+      : transport(o.identity, o.ca_file, o.connect_timeout, o.write_timeout),
+        settings(std::move(o)),
+        engine(settings.engine, secure_random, digest_hex, std::move(lookup)) {
+    start();
+  }
+  ~state() { stop(); }
+
+  relay& core() { return engine; }
+  bool wants_input(connection_id id) const { return engine.wants_input(id); }
+  connection_id new_id() { return next_connection++; }
+
+  void push(std::string text) {
+    {
+      std::lock_guard lock(mutex);
+      notices.push_back(std::move(text));
+    }
+    ready.notify_one();
+  }
+
+  void collect() {
+    while (auto action = engine.next_action()) {
+      if (auto* c = std::get_if<relay_actions::connect>(&*action)) {
+        asio::co_spawn(io, reach(c->connection, c->target), asio::detached);
+      } else if (auto* closing = std::get_if<relay_actions::close>(&*action)) {
+        finish(closing->connection);
+      } else if (auto* n = std::get_if<relay_actions::notice>(&*action)) {
+        push("connection " + std::to_string(n->connection) + ": " + n->text);
+      }
+    }
+  }
+
+  /// Opens the connection the relay asked for; a failure closes it in the relay.
+  asio::awaitable<void> reach(connection_id id, uri target) {
+    const auto error = co_await connect(id, target, std::nullopt);
+    if (!error) co_return;
+    push("connection " + std::to_string(id) + ": cannot reach " + target.to_string() + ": " +
+         error.message());
+    engine.close_connection(id);
+    drain();
+  }
+
+  /// RFC 4976 §6.1, §6.3: a TLS client with a certificate rooted in a trusted CA is a relay.
+  static std::optional<bool> check_client(SSL* ssl) {
+    X509* certificate = SSL_get1_peer_certificate(ssl);
+    if (!certificate) return false;
+    X509_free(certificate);
+    return SSL_get_verify_result(ssl) == X509_V_OK;
+  }
+
+  void opened(connection_id id, const std::string& peer, std::optional<listener_info> listener,
+              bool verified) {
+    if (listener) {
+      engine.accept(id, peer_info{listener->tls, listener->port, verified, peer});
+    } else {
+      engine.connected(id);
+    }
+    drain();
+  }
+  void closed(connection_id, std::error_code) {}
 };
 
 node::node(options settings) : state_(std::make_unique<state>(std::move(settings))) {}
@@ -418,24 +602,8 @@ std::uint64_t node::bytes_sent(message_handle message) {
 }
 
 result<std::uint16_t> node::listen(const std::string& address, std::uint16_t port, bool tls) {
-  auto& st = *state_;
-  if (tls && !st.settings.identity) return make_error_code(net_errc::no_certificate);
-  return st.on_io([&]() -> result<std::uint16_t> {
-    boost::system::error_code error;
-    const auto ip = asio::ip::make_address(address, error);
-    if (error) return std::error_code(error);
-    auto acceptor = std::make_shared<tcp::acceptor>(st.io);
-    const tcp::endpoint where(ip, port);
-    acceptor->open(where.protocol(), error);
-    if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
-    if (!error) acceptor->bind(where, error);
-    if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
-    if (error) return std::error_code(error);
-    const auto bound = acceptor->local_endpoint(error).port();
-    st.acceptors.push_back(acceptor);
-    asio::co_spawn(st.io, st.accept_loop(acceptor, tls), asio::detached);
-    return bound;
-  });
+  if (tls && !state_->settings.identity) return make_error_code(net_errc::no_certificate);
+  return state_->listen(address, port, tls);
 }
 
 void node::expect_client(const fingerprint& peer) {
@@ -446,7 +614,12 @@ result<connection_id> node::connect(const uri& target, const std::optional<finge
   auto& st = *state_;
   std::promise<result<connection_id>> done;
   asio::co_spawn(
-      st.io, [&]() -> asio::awaitable<void> { done.set_value(co_await st.connect(target, peer)); },
+      st.io,
+      [&]() -> asio::awaitable<void> {
+        const auto id = st.new_id();
+        const auto error = co_await st.connect(id, target, peer);
+        done.set_value(error ? result<connection_id>(error) : result<connection_id>(id));
+      },
       asio::detached);
   return done.get_future().get();
 }
@@ -465,6 +638,33 @@ std::optional<node_event> node::wait_event(std::chrono::milliseconds timeout) {
   auto next = std::move(st.events.front());
   st.events.pop_front();
   return next;
+}
+
+relay_server::relay_server(options settings, credential_lookup lookup)
+    : state_(std::make_unique<state>(std::move(settings), std::move(lookup))) {}
+
+relay_server::~relay_server() = default;
+
+result<std::uint16_t> relay_server::listen(const std::string& address, std::uint16_t port,
+                                           bool tls) {
+  auto& st = *state_;
+  if (tls && !st.settings.identity) return make_error_code(net_errc::no_certificate);
+  auto bound = st.listen(address, port, tls);
+  if (bound) st.on_io([&] { st.engine.listening(*bound); });
+  return bound;
+}
+
+std::optional<std::string> relay_server::wait_notice(std::chrono::milliseconds timeout) {
+  auto& st = *state_;
+  std::unique_lock lock(st.mutex);
+  if (!st.ready.wait_for(lock, timeout, [&] { return !st.notices.empty(); })) return std::nullopt;
+  auto next = std::move(st.notices.front());
+  st.notices.pop_front();
+  return next;
+}
+
+relay::stats relay_server::statistics() {
+  return state_->on_io([&] { return state_->engine.statistics(); });
 }
 
 }  // namespace msrp::net

@@ -1,0 +1,60 @@
+// msrp/net/relay_server.hpp: the network edge of msrp-relay. Runs an msrp::relay (RFC 4976)
+// over TCP and TLS listeners and the connections it opens to next hops.
+//
+// Like `node`, a relay server owns an I/O thread; the relay core is fed by a reader and a
+// writer coroutine per connection (src/net/node.cpp holds both). The reader stops reading a
+// connection while the relay holds its input back (`relay::wants_input`), which is how a slow
+// next hop slows the sender down without the relay buffering more than a read per connection.
+//
+// TLS: listeners present the relay's certificate and ask for a client certificate; a client
+// whose certificate verifies against `ca_file` is treated as a relay (RFC 4976 §6.1), others
+// as clients that must AUTH. Connections to next hops verify the peer against `ca_file` (or
+// the system's CAs) and the URI's host name, and offer the relay's certificate, so relays
+// that list each other's CA authenticate each other (mutual TLS).
+//
+// The credential lookup runs on the I/O thread and must not block for long.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "msrp/net/node.hpp"
+#include "msrp/net/tls.hpp"
+#include "msrp/relay.hpp"
+
+namespace msrp::net {
+
+class relay_server {
+ public:
+  struct options {
+    relay::config engine;
+    /// The certificate TLS listeners present and next-hop connections offer.
+    std::optional<certificate> identity;
+    /// CA certificates (PEM file) for next hops and for client certificates of relays;
+    /// empty: the system's.
+    std::string ca_file;
+    std::chrono::milliseconds connect_timeout{10'000};
+    std::chrono::milliseconds write_timeout{60'000};
+  };
+
+  relay_server(options settings, credential_lookup lookup);
+  /// Closes every connection and stops the I/O thread.
+  ~relay_server();
+  relay_server(const relay_server&) = delete;
+  relay_server& operator=(const relay_server&) = delete;
+
+  /// Listens on `address` (an IPv4 or IPv6 literal) and `port` (0: any free port), with TLS
+  /// if `tls`; returns the port, which the relay then counts as its own (RFC 4976 §6.2).
+  result<std::uint16_t> listen(const std::string& address, std::uint16_t port, bool tls);
+  /// The next log line (a relay notice), waiting at most `timeout`.
+  std::optional<std::string> wait_notice(std::chrono::milliseconds timeout);
+  relay::stats statistics();
+
+ private:
+  struct state;
+  std::unique_ptr<state> state_;
+};
+
+}  // namespace msrp::net

@@ -1,0 +1,975 @@
+// The RFC 4976 relay engine; see msrp/relay.hpp for the theory of operation.
+#include "msrp/relay.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <unordered_map>
+
+#include "msrp/detail/text.hpp"
+
+namespace msrp {
+namespace {
+
+// RFC 4975 §7.1.1: chunks are interrupted only once at least 2048 octets went out, and a
+// chunk of more than 2048 octets must say "*" for its range-end.
+constexpr std::uint64_t min_interrupted_chunk = 2048;
+
+std::string_view first_hop(std::string_view path) {
+  return path.substr(0, path.find(' '));
+}
+
+std::string_view last_hop(std::string_view path) {
+  const auto space = path.rfind(' ');
+  return space == std::string_view::npos ? path : path.substr(space + 1);
+}
+
+std::string status_value(int code, std::string_view comment) {
+  return "000 " + std::to_string(code) + ' ' + std::string(comment);
+}
+
+std::string lower(std::string_view text) {
+  std::string result(text);
+  for (auto& ch : result)
+    ch = detail::to_lower(ch);
+  return result;
+}
+
+bool same_path(const std::vector<uri>& a, const std::vector<uri>& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+}  // namespace
+
+struct relay::state {
+  struct session {
+    uri self;  // the Use-Path URI handed out
+    connection_id connection = 0;
+    std::vector<uri> client_path;  // From-Path of the AUTH
+    std::string user;
+    clock::time_point expires{};
+  };
+
+  struct nonce_record {
+    connection_id connection = 0;
+    std::string algorithm;
+    clock::time_point expires{};
+  };
+
+  // A request passing through: received on `source`, written to `target`.
+  struct forward {
+    connection_id source = 0;
+    connection_id target = 0;
+    message head;  // the outgoing head: paths rewritten; its tid is the current chunk's
+    bool is_send = false;
+    report_mode failure_report = report_mode::yes;
+    std::string reply_path;  // the request's From-Path as received
+    std::string self;        // our URI the request was addressed to
+    std::string in_tid;
+    byte_range range{};             // of the received chunk
+    std::uint64_t forwarded = 0;    // body bytes written to the target
+    std::uint64_t chunk_start = 0;  // `forwarded` when the current outgoing chunk began
+    std::string held;               // body bytes waiting for the target
+    bool granted = false;           // owns the target's output now
+    bool waiting = false;           // in the target's waiters
+    bool ended = false;             // its end-line arrived
+    end_flag flag = end_flag::complete;
+    int failure = 0;  // why it cannot be delivered (0: it can)
+    std::string failure_comment;
+    bool answered = false;  // the relay answered the sender
+  };
+
+  // A request the relay handles or refuses itself, being received.
+  struct local {
+    message head;
+    int answer = 0;  // 0: AUTH to handle
+    std::string comment;
+  };
+
+  // A forwarded chunk or request waiting for the next hop's response.
+  struct pending {
+    connection_id source = 0;
+    bool is_send = false;
+    std::string in_tid;
+    std::string reply_path;
+    std::string self;
+    std::string message_id;
+    byte_range range{};
+    report_mode failure_report = report_mode::yes;
+    clock::time_point deadline{};
+  };
+
+  struct connection {
+    connection_id id = 0;
+    parser wire;
+    peer_info peer{};
+    bool outgoing = false;  // opened by the relay toward a next hop
+    bool connecting = false;
+    std::string authority;  // for outgoing connections, the key they are reused by
+    bool closing = false;
+    std::optional<clock::time_point> probation{};
+    unsigned failures = 0;
+    // Input: frames received, in order; only the front one can own a target.
+    std::deque<std::unique_ptr<forward>> forwards;
+    std::optional<local> handling;  // the request being received, when not forwarded
+    std::string unparsed;           // received bytes the parser left unconsumed
+    // Output.
+    std::string out;
+    std::size_t out_sent = 0;
+    forward* owner = nullptr;           // the forward whose chunk is open in `out`
+    std::deque<std::string> urgent;     // frames waiting for the open chunk to end
+    std::deque<connection_id> waiters;  // sources whose front forward waits for `out`
+    std::unordered_map<std::string, pending> pendings;
+
+    connection(connection_id identity, const parser::limits& limits) : id(identity), wire(limits) {}
+    std::size_t queued() const { return out.size() - out_sent; }
+  };
+
+  config settings;
+  random_source random;
+  digest::hasher hash;
+  credential_lookup lookup;
+  clock::time_point now{};
+  std::map<connection_id, connection> connections;
+  std::unordered_map<std::string, session> sessions;  // by session-id
+  std::unordered_map<std::string, nonce_record> nonces;
+  std::unordered_map<std::string, connection_id> outgoing;  // by authority
+  connection_id next_outgoing = connection_id{1} << 62;
+  std::deque<relay_action> actions;
+  stats counters;
+  std::optional<clock::time_point> earliest{};  // no deadline falls before this
+
+  state(config c, random_source r, digest::hasher h, credential_lookup l)
+      : settings(std::move(c)), random(std::move(r)), hash(std::move(h)), lookup(std::move(l)) {}
+
+  void schedule(clock::time_point at) {
+    if (!earliest || at < *earliest) earliest = at;
+  }
+
+  void notice(connection_id id, std::string text) {
+    actions.emplace_back(relay_actions::notice{id, std::move(text)});
+  }
+
+  connection* find(connection_id id) {
+    const auto found = connections.find(id);
+    return found == connections.end() ? nullptr : &found->second;
+  }
+
+  // --- Who is who
+
+  /// True if `u` names this relay: its host or an alias, and one of its ports or none (§6.2).
+  bool is_ours(const uri& u) const {
+    const auto& host = u.host();
+    const bool named = detail::iequals(host, settings.host) ||
+                       std::any_of(settings.aliases.begin(), settings.aliases.end(),
+                                   [&](const std::string& a) { return detail::iequals(host, a); });
+    if (!named) return false;
+    if (!u.port()) return true;
+    return std::find(settings.ports.begin(), settings.ports.end(), *u.port()) !=
+           settings.ports.end();
+  }
+
+  /// The live session `u` names, if `u` is one of ours.
+  session* live_session(const uri& u) {
+    if (!is_ours(u) || u.session_id().empty()) return nullptr;
+    const auto found = sessions.find(u.session_id());
+    if (found == sessions.end() || found->second.expires <= now) return nullptr;
+    return &found->second;
+  }
+
+  std::string make_nonce() {
+    // 128 bits from the injected CSPRNG, as hex (RFC 7616 §5.4, §5.12).
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string nonce;
+    for (int word = 0; word < 2; ++word) {
+      auto bits = random();
+      for (int i = 0; i < 16; ++i, bits >>= 4)
+        nonce += digits[bits & 15];
+    }
+    return nonce;
+  }
+
+  std::string issue_nonce(connection_id id, std::string_view algorithm) {
+    auto nonce = make_nonce();
+    const auto expires = now + settings.nonce_lifetime;
+    nonces[nonce] = {id, std::string(algorithm), expires};
+    schedule(expires);
+    return nonce;
+  }
+
+  // --- Writing
+
+  /// Puts a whole frame into `c`'s output, or queues it behind the chunk open there.
+  void emit(connection& c, std::string bytes) {
+    if (c.closing && c.queued() == 0 && c.urgent.empty()) return;
+    if (c.owner) {
+      c.urgent.push_back(std::move(bytes));
+      service(c);
+      return;
+    }
+    c.out += bytes;
+  }
+
+  void compact(connection& c) {
+    if (c.out_sent == c.out.size()) {
+      c.out.clear();
+      c.out_sent = 0;
+    } else if (c.out_sent > 64 * 1024 && c.out_sent > c.out.size() / 2) {
+      c.out.erase(0, c.out_sent);
+      c.out_sent = 0;
+    }
+  }
+
+  /// Answers the request `head` received on `c` (RFC 4975 §7.2).
+  void respond(connection& c, const message& head, int code, std::string_view comment,
+               std::vector<header_field> extra = {}) {
+    message response;
+    response.transaction_id = head.transaction_id;
+    response.status_code = code;
+    response.comment = std::string(comment);
+    const auto from = head.header("From-Path").value_or("");
+    response.headers.push_back(
+        {"To-Path", std::string(head.method == "SEND" ? first_hop(from) : from)});
+    response.headers.push_back(
+        {"From-Path", std::string(first_hop(head.header("To-Path").value_or("")))});
+    for (auto& field : extra)
+      response.headers.push_back(std::move(field));
+    emit(c, serialize(response).to_string());
+  }
+
+  /// Answers a forwarded request's sender, once, as its Failure-Report allows (§7.2).
+  void answer_sender(forward& f) {
+    if (f.answered) return;
+    f.answered = true;
+    auto* source = find(f.source);
+    if (!source) return;
+    const int code = f.failure ? f.failure : 200;
+    if (!f.is_send) {
+      // Only failures are answered here: the next hop answers the rest (§6.4.3).
+      if (f.failure && !f.head.method.empty() && f.head.method != "REPORT") {
+        send_response(*source, f.in_tid, f.reply_path, f.self, code, f.failure_comment);
+      }
+      return;
+    }
+    if (f.failure_report == report_mode::no) return;
+    if (code == 200 && f.failure_report == report_mode::partial) return;
+    send_response(*source, f.in_tid, std::string(first_hop(f.reply_path)), f.self, code,
+                  code == 200 ? "OK" : f.failure_comment);
+  }
+
+  void send_response(connection& c, std::string tid, std::string to, std::string from, int code,
+                     std::string comment, std::vector<header_field> extra = {}) {
+    message response;
+    response.transaction_id = std::move(tid);
+    response.status_code = code;
+    response.comment = std::move(comment);
+    response.headers.push_back({"To-Path", std::move(to)});
+    response.headers.push_back({"From-Path", std::move(from)});
+    for (auto& field : extra)
+      response.headers.push_back(std::move(field));
+    emit(c, serialize(response).to_string());
+  }
+
+  /// A failure REPORT to the sender of a SEND (RFC 4975 §7.1.2, RFC 4976 §6.4.1).
+  void report_failure(connection_id source, const std::string& reply_path, const std::string& self,
+                      const std::string& message_id, const byte_range& range, int code,
+                      const std::string& comment) {
+    auto* c = find(source);
+    if (!c || c->closing) return;
+    message head;
+    head.transaction_id = make_ident(random);
+    head.method = "REPORT";
+    head.headers.push_back({"To-Path", reply_path});
+    head.headers.push_back({"From-Path", self});
+    head.headers.push_back({"Message-ID", message_id});
+    head.headers.push_back({"Byte-Range", range.to_string()});
+    head.headers.push_back({"Status", status_value(code, comment)});
+    ++counters.reports_generated;
+    notice(source, "REPORT " + std::to_string(code) + " for message " + message_id + " to " +
+                       reply_path + ": " + comment);
+    emit(*c, serialize(head).to_string());
+  }
+
+  // --- Forwarding: the target's output
+
+  /// The Byte-Range of the outgoing chunk that starts now (§7.1.1: "*" where it may be
+  /// interrupted).
+  byte_range outgoing_range(const forward& f) const {
+    byte_range r = f.range;
+    r.start = f.range.start + f.forwarded;
+    const bool small_and_known = f.forwarded == 0 && f.range.end &&
+                                 *f.range.end + 1 - f.range.start <= min_interrupted_chunk;
+    if (!small_and_known) r.end.reset();
+    return r;
+  }
+
+  /// Writes the head of `f`'s next chunk into its target's output.
+  void open_chunk(connection& target, forward& f) {
+    f.head.transaction_id = make_transaction_id(random);
+    if (f.is_send) f.head.set_header("Byte-Range", outgoing_range(f).to_string());
+    f.chunk_start = f.forwarded;
+    target.out += serialize_head(f.head);
+    ++counters.frames_relayed;
+  }
+
+  /// Ends `f`'s chunk in its target's output with `flag` and books its transaction.
+  void close_chunk(connection& target, forward& f, end_flag flag) {
+    target.out += serialize_end(f.head, flag);
+    const bool expects_response =
+        f.is_send ? f.failure_report != report_mode::no : f.head.method != "REPORT";
+    if (!expects_response || flag == end_flag::aborted) return;
+    byte_range range = f.range;
+    range.start = f.range.start + f.chunk_start;
+    range.end = f.range.start + f.forwarded - 1;
+    if (f.forwarded == f.chunk_start) range.end = range.start - 1;
+    const auto deadline = now + settings.transaction_timeout;
+    target.pendings[f.head.transaction_id] = {
+        f.source,     f.is_send,        f.in_tid,
+        f.reply_path, f.self,           std::string(f.head.message_id().value_or("")),
+        range,        f.failure_report, deadline};
+    schedule(deadline);
+  }
+
+  void write_body(connection& target, forward& f, std::string_view bytes) {
+    target.out.append(bytes);
+    f.forwarded += bytes.size();
+    counters.bytes_relayed += bytes.size();
+  }
+
+  /// Gives `target`'s output to `f`: its head, what it holds and, if it ended, its end-line.
+  void grant(connection& target, forward& f) {
+    target.owner = &f;
+    f.granted = true;
+    f.waiting = false;
+    open_chunk(target, f);
+    write_body(target, f, f.held);
+    f.held.clear();
+    f.held.shrink_to_fit();
+    if (f.ended) finish(target, f);
+  }
+
+  /// `f` ended and owns `target`: ends the chunk, frees the output and the sender's queue.
+  void finish(connection& target, forward& f) {
+    close_chunk(target, f, f.flag);
+    release(target);
+    pop_forward(f);
+  }
+
+  /// The front forward of its source is done; the next one may go.
+  void pop_forward(forward& f) {
+    auto* source = find(f.source);
+    if (!source || source->forwards.empty() || source->forwards.front().get() != &f) return;
+    source->forwards.pop_front();
+    settle(*source);
+  }
+
+  /// Frees `target`'s output: waiting frames first, then the next sender in turn.
+  void release(connection& target) {
+    if (target.owner) target.owner->granted = false;
+    target.owner = nullptr;
+    while (!target.urgent.empty()) {
+      target.out += target.urgent.front();
+      target.urgent.pop_front();
+    }
+    while (!target.owner && !target.waiters.empty()) {
+      const auto next = target.waiters.front();
+      target.waiters.pop_front();
+      auto* source = find(next);
+      if (!source || source->forwards.empty()) continue;
+      auto& f = *source->forwards.front();
+      if (f.target != target.id || f.granted || !f.waiting) continue;
+      grant(target, f);
+    }
+  }
+
+  /// Interrupts the chunk open in `target` if others wait and it is long enough (§7.1.1).
+  void service(connection& target) {
+    auto* f = target.owner;
+    if (!f || !f->is_send) return;
+    if (target.urgent.empty() && target.waiters.empty()) return;
+    if (f->forwarded - f->chunk_start < min_interrupted_chunk) return;
+    close_chunk(target, *f, end_flag::continued);
+    release(target);
+    f->waiting = true;
+    target.waiters.push_back(f->source);  // its turn comes again
+  }
+
+  /// `f` (the front of its source) wants its target's output.
+  void request_target(forward& f) {
+    auto* target = find(f.target);
+    if (!target) return;
+    if (!target->connecting && !target->owner && target->waiters.empty()) {
+      grant(*target, f);
+      return;
+    }
+    f.waiting = true;
+    target->waiters.push_back(f.source);
+    service(*target);
+  }
+
+  /// A piece of `f`'s body arrived.
+  void on_piece(forward& f, std::string_view bytes) {
+    if (f.failure) return;
+    auto* target = find(f.target);
+    if (f.granted && target) {
+      write_body(*target, f, bytes);
+      service(*target);
+      return;
+    }
+    f.held.append(bytes);
+  }
+
+  /// `f`'s end-line arrived.
+  void on_end(forward& f, end_flag flag) {
+    f.ended = true;
+    f.flag = flag;
+    // RFC 4976 §6.4.1: a SEND with Failure-Report yes is answered at once by the relay.
+    if (f.is_send || f.failure) answer_sender(f);
+    if (f.failure) {
+      if (auto* source = find(f.source)) settle(*source);
+      return;
+    }
+    if (!f.granted) return;  // it goes when its target is free
+    if (auto* target = find(f.target)) finish(*target, f);
+  }
+
+  /// Lets `c`'s input go on after its front forwards failed: the ended ones are answered and
+  /// dropped, and the next one asks for its target.
+  void settle(connection& c) {
+    while (!c.forwards.empty() && c.forwards.front()->failure && c.forwards.front()->ended) {
+      answer_sender(*c.forwards.front());
+      c.forwards.pop_front();
+    }
+    if (c.forwards.empty()) return;
+    auto& f = *c.forwards.front();
+    if (!f.failure && !f.granted && !f.waiting) request_target(f);
+  }
+
+  /// `f` cannot be delivered: its target closed or could not be reached.
+  void fail_forward(forward& f, int code, const std::string& comment) {
+    if (f.failure) return;
+    f.failure = code;
+    f.failure_comment = comment;
+    f.granted = false;
+    f.waiting = false;
+    f.held.clear();
+    if (f.answered && f.is_send && f.failure_report != report_mode::no) {
+      report_failure(f.source, f.reply_path, f.self, std::string(f.head.message_id().value_or("")),
+                     f.range, code, comment);
+    }
+  }
+
+  // --- Receiving
+
+  void on_head(connection& c) {
+    const auto& head = c.wire.head();
+    if (!head.is_request()) return on_response(c, head);
+    const auto to = head.to_path();
+    const auto from = head.from_path();
+    if (!to || !from) return refuse(c, head, 400, "Bad Request");
+    // RFC 4976 §6.2: a request not addressed to this relay drops the connection.
+    if (!is_ours(to->front())) {
+      notice(c.id, "request " + head.transaction_id + " not addressed to this relay; closing");
+      return close(c);
+    }
+    if (head.method == "AUTH" && to->size() == 1) {
+      c.handling = local{head, 0, {}};
+      return;
+    }
+    route(c, head, *to, *from);
+  }
+
+  /// Refuses the request being received on `c` with `code` once it has arrived.
+  void refuse(connection& c, const message& head, int code, std::string comment) {
+    c.handling = local{head, code, std::move(comment)};
+  }
+
+  /// §6.4: where a request goes, and the forward that takes it there.
+  void route(connection& c, const message& head, std::vector<uri> to, std::vector<uri> from) {
+    auto* s = live_session(to.front());
+    if (!s) return refuse(c, head, 481, "No Such Session");
+    const auto self = to.front().to_string();
+    connection_id target = 0;
+    std::optional<uri> next_hop;
+    if (s->connection == c.id) {
+      // The client sends: only from the path it authenticated (§6.4).
+      if (!same_path(from, s->client_path)) {
+        return refuse(c, head, 403, "From-Path is not the authenticated one");
+      }
+      from.insert(from.begin(), to.front());
+      to.erase(to.begin());
+      if (to.empty()) return refuse(c, head, 400, "No next hop in To-Path");
+      if (is_ours(to.front())) {
+        auto* other = live_session(to.front());
+        if (!other) return refuse(c, head, 481, "No Such Session");
+        target = other->connection;
+        from.insert(from.begin(), to.front());
+        to.erase(to.begin());
+        if (to.empty()) return refuse(c, head, 400, "No next hop in To-Path");
+      } else {
+        next_hop = to.front();
+      }
+    } else {
+      // Someone sends to the client: toward its connection only.
+      target = s->connection;
+      from.insert(from.begin(), to.front());
+      to.erase(to.begin());
+      if (to.empty()) return refuse(c, head, 400, "No next hop in To-Path");
+    }
+    if (next_hop) target = connection_to(*next_hop);
+
+    auto f = std::make_unique<forward>();
+    f->source = c.id;
+    f->target = target;
+    f->head = head;
+    f->head.set_header("To-Path", format_path(to));
+    f->head.set_header("From-Path", format_path(from));
+    f->is_send = head.method == "SEND";
+    f->failure_report = head.failure_report().value_or(report_mode::yes);
+    f->reply_path = std::string(head.header("From-Path").value_or(""));
+    f->self = self;
+    f->in_tid = head.transaction_id;
+    f->range = head.byte_range().value_or(byte_range{});
+    c.probation.reset();
+    c.forwards.push_back(std::move(f));
+    if (c.forwards.size() == 1) request_target(*c.forwards.front());
+  }
+
+  /// The connection to the host and port of `next` (§6.4.2: reuse one if it exists).
+  connection_id connection_to(const uri& next) {
+    const auto authority = std::string(next.is_secure() ? "msrps://" : "msrp://") +
+                           lower(next.host()) + ':' + std::to_string(next.port().value_or(2855));
+    if (const auto found = outgoing.find(authority); found != outgoing.end()) {
+      return found->second;
+    }
+    const auto id = next_outgoing++;
+    auto& c = connections.emplace(id, connection(id, settings.limits)).first->second;
+    c.outgoing = true;
+    c.connecting = true;
+    c.authority = authority;
+    outgoing.emplace(authority, id);
+    ++counters.connections;
+    actions.emplace_back(relay_actions::connect{id, next});
+    return id;
+  }
+
+  void on_body(connection& c, std::string_view bytes) {
+    if (c.handling || c.forwards.empty()) return;
+    on_piece(*c.forwards.back(), bytes);
+  }
+
+  void on_frame_end(connection& c, end_flag flag) {
+    if (c.handling) {
+      auto request = std::move(*c.handling);
+      c.handling.reset();
+      if (request.answer == 0) return authenticate(c, request.head);
+      return refuse_now(c, request);
+    }
+    if (!c.forwards.empty()) on_end(*c.forwards.back(), flag);
+  }
+
+  /// Answers a refused request as its method and Failure-Report allow (RFC 4975 §7.2).
+  void refuse_now(connection& c, const local& request) {
+    count_failure(c);
+    const auto& head = request.head;
+    if (head.method == "REPORT") return;  // §7.1.2: never answered
+    if (head.method == "SEND") {
+      if (head.failure_report().value_or(report_mode::yes) == report_mode::no) return;
+    }
+    respond(c, head, request.answer, request.comment);
+  }
+
+  /// A failed request on a client connection; on probation or for AUTH, enough of them end it
+  /// (RFC 4976 §6.1, §6.3).
+  void count_failure(connection& c) {
+    if (c.outgoing || c.peer.relay) return;
+    if (++c.failures < settings.max_failures || !c.probation) return;
+    notice(c.id, "too many failed requests on probation; closing");
+    close(c);
+  }
+
+  void on_response(connection& c, const message& head) {
+    const auto found = c.pendings.find(head.transaction_id);
+    if (found == c.pendings.end()) return;  // §6.4.3: not ours; dropped
+    auto p = std::move(found->second);
+    c.pendings.erase(found);
+    if (p.is_send) {
+      // §6.4.3: an error response becomes a REPORT for the sender.
+      if (head.status_code != 200 && p.failure_report != report_mode::no) {
+        report_failure(p.source, p.reply_path, p.self, p.message_id, p.range, head.status_code,
+                       head.comment);
+      }
+      return;
+    }
+    auto* source = find(p.source);
+    if (!source) return;
+    // §6.4.3: move our URI from the To-Path to the front of the From-Path and pass it back.
+    std::vector<header_field> extra;
+    for (const auto& field : head.headers) {
+      if (!detail::iequals(field.name, "To-Path") && !detail::iequals(field.name, "From-Path")) {
+        extra.push_back(field);
+      }
+    }
+    ++counters.frames_relayed;
+    send_response(*source, p.in_tid, p.reply_path,
+                  p.self + ' ' + std::string(head.header("From-Path").value_or("")),
+                  head.status_code, head.comment, std::move(extra));
+  }
+
+  // --- AUTH (RFC 4976 §5.1, §6.3, §9.1)
+
+  void challenge(connection& c, const message& head, bool stale) {
+    std::vector<header_field> extra;
+    // RFC 7616 §3.7: one challenge per algorithm, the preferred one first.
+    for (const auto algorithm : {digest::sha256, digest::md5}) {
+      digest::challenge ch;
+      ch.realm = settings.realm;
+      ch.nonce = issue_nonce(c.id, algorithm);
+      ch.algorithm = std::string(algorithm);
+      ch.stale = stale;
+      extra.push_back({"WWW-Authenticate", ch.to_header_value()});
+    }
+    respond(c, head, 401, "Unauthorized", std::move(extra));
+  }
+
+  void auth_failed(connection& c, const message& head, std::string_view user,
+                   std::string_view why) {
+    ++counters.auth_failures;
+    notice(c.id, "AUTH failed for user \"" + std::string(user) + "\": " + std::string(why));
+    // §6.3: several failed AUTHs from a directly connected client end its connection.
+    if (!c.peer.relay && ++c.failures >= settings.max_failures) {
+      respond(c, head, 403, "Forbidden");
+      notice(c.id, "too many failed AUTH attempts; closing");
+      return close(c);
+    }
+    challenge(c, head, false);
+  }
+
+  void authenticate(connection& c, const message& head) {
+    const auto authorization = head.authorization();
+    if (!authorization) return challenge(c, head, false);
+    auto credentials = digest::credentials::parse(*authorization);
+    if (!credentials) return auth_failed(c, head, "", "malformed Authorization");
+    auto& cr = *credentials;
+    // §9.1: the digest-uri is the rightmost To-Path URI.
+    const auto rightmost = last_hop(head.header("To-Path").value_or(""));
+    if (cr.uri.empty()) cr.uri = std::string(rightmost);
+    if (cr.uri != rightmost || cr.realm != settings.realm) {
+      return auth_failed(c, head, cr.username, "wrong realm or uri");
+    }
+    const auto ha1 = lookup(cr.username, cr.realm, cr.algorithm);
+    if (!ha1 || !digest::verify(hash, cr, *ha1, "AUTH")) {
+      return auth_failed(c, head, cr.username, "wrong credentials");
+    }
+    // Right credentials: the nonce must be one we issued to this connection for this
+    // algorithm, still fresh and unused; otherwise a new challenge marked stale (RFC 7616
+    // §3.3), so a replayed Authorization never passes.
+    const auto nonce = nonces.find(cr.nonce);
+    if (nonce == nonces.end() || nonce->second.connection != c.id ||
+        nonce->second.algorithm != cr.algorithm || nonce->second.expires <= now) {
+      return challenge(c, head, true);
+    }
+    // §4.6: an Expires outside our bounds gets 423 (the nonce stays good for the retry).
+    const auto asked = head.expires();
+    if (!asked) return respond(c, head, 400, "Bad Expires");
+    auto granted = settings.default_expires;
+    if (*asked) {
+      granted = std::chrono::seconds(**asked);
+      if (granted < settings.min_expires) {
+        return respond(c, head, 423, "Interval Out-of-Bounds",
+                       {{"Min-Expires", std::to_string(settings.min_expires.count())}});
+      }
+      if (granted > settings.max_expires) {
+        return respond(c, head, 423, "Interval Out-of-Bounds",
+                       {{"Max-Expires", std::to_string(settings.max_expires.count())}});
+      }
+    }
+    nonces.erase(nonce);  // single use
+    auto from = head.from_path();
+    if (!from) return respond(c, head, 400, "Bad Request");
+    auto* s = open_session(c, cr.username, *from, granted);
+    if (!s) {
+      notice(c.id, "user \"" + cr.username + "\" has too many sessions");
+      return respond(c, head, 403, "Too many sessions");
+    }
+    ++counters.auth_successes;
+    c.failures = 0;
+    c.probation.reset();
+    // §4.2, §5.1: the Use-Path is the path back to the client (the relays before us) and our
+    // new URI last.
+    auto use_path = *from;
+    use_path.pop_back();
+    use_path.push_back(s->self);
+    digest::authentication_info info;
+    info.nextnonce = issue_nonce(c.id, cr.algorithm);
+    info.rspauth = digest::rspauth(hash, cr, *ha1);
+    info.cnonce = cr.cnonce;
+    info.nc = cr.nc;
+    respond(c, head, 200, "OK",
+            {{"Use-Path", format_path(use_path)},
+             {"Expires", std::to_string(granted.count())},
+             {"Authentication-Info", info.to_header_value()}});
+  }
+
+  /// A new session for `user` on `c`, or the refreshed one it already has for `client_path`.
+  session* open_session(connection& c, const std::string& user, const std::vector<uri>& client_path,
+                        std::chrono::seconds lifetime) {
+    const auto expires = now + lifetime;
+    schedule(expires);
+    std::size_t owned = 0;
+    for (auto& [id, s] : sessions) {
+      if (s.connection == c.id && same_path(s.client_path, client_path) && s.expires > now) {
+        s.expires = expires;
+        s.user = user;
+        notice(c.id, "session " + id + " of \"" + user + "\" refreshed for " +
+                         std::to_string(lifetime.count()) + " s");
+        return &s;
+      }
+      if (s.user == user) ++owned;
+    }
+    if (owned >= settings.max_sessions_per_user) return nullptr;
+    std::string id = make_ident(random);
+    const auto text = std::string(c.peer.secure ? "msrps://" : "msrp://") + settings.host + ':' +
+                      std::to_string(c.peer.local_port) + '/' + id + ";tcp";
+    auto self = uri::parse(text);
+    if (!self) return nullptr;
+    auto& s = sessions[id];
+    s = session{*self, c.id, client_path, user, expires};
+    counters.sessions = sessions.size();
+    notice(c.id, "session " + id + " opened for \"" + user + "\" from " + c.peer.address + " for " +
+                     std::to_string(lifetime.count()) + " s");
+    return &s;
+  }
+
+  // --- Connections
+
+  void close(connection& c) {
+    if (c.closing) return;
+    c.closing = true;
+    actions.emplace_back(relay_actions::close{c.id});
+  }
+
+  void fail_stream(connection& c, std::error_code error) {
+    const auto& head = c.wire.head();
+    if (!head.transaction_id.empty() && head.is_request() && head.method != "REPORT") {
+      respond(c, head, to_status(error), "Bad Request");
+    }
+    notice(c.id, "malformed input (" + error.message() + "); closing");
+    close(c);
+  }
+
+  void drop(connection_id id) {
+    auto* c = find(id);
+    if (!c) return;
+    // Sessions reachable through it end (§6.3: "the URI MUST be invalidated").
+    for (auto it = sessions.begin(); it != sessions.end();) {
+      if (it->second.connection == id) {
+        notice(id, "session " + it->first + " closed with its connection");
+        it = sessions.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    counters.sessions = sessions.size();
+    // What it was sending: a chunk open elsewhere is aborted (RFC 4975 §7.1: `#`).
+    for (auto& f : c->forwards) {
+      if (auto* target = find(f->target)) std::erase(target->waiters, id);
+    }
+    for (auto& f : c->forwards) {
+      auto* target = find(f->target);
+      if (!target || !f->granted) continue;
+      close_chunk(*target, *f, end_flag::aborted);
+      release(*target);
+    }
+    c->forwards.clear();
+    // What was going to it fails (§6.4.1: "next hop unreachable or gone mid-message").
+    const std::string why = c->connecting ? "next hop unreachable" : "next hop closed";
+    for (auto& [other_id, other] : connections) {
+      if (other_id == id) continue;
+      for (auto& f : other.forwards) {
+        if (f->target == id) fail_forward(*f, 481, why);
+      }
+      settle(other);
+    }
+    for (auto& [tid, p] : c->pendings) {
+      if (p.is_send && p.failure_report == report_mode::yes) {
+        report_failure(p.source, p.reply_path, p.self, p.message_id, p.range, 481, why);
+      }
+    }
+    if (c->outgoing) outgoing.erase(c->authority);
+    connections.erase(id);
+    counters.connections = connections.size();
+  }
+
+  // --- Time
+
+  void run_timers() {
+    if (!earliest || now < *earliest) return;
+    earliest.reset();
+    for (auto it = sessions.begin(); it != sessions.end();) {
+      if (it->second.expires <= now) {
+        notice(it->second.connection, "session " + it->first + " expired");
+        it = sessions.erase(it);
+      } else {
+        schedule(it->second.expires);
+        ++it;
+      }
+    }
+    counters.sessions = sessions.size();
+    std::erase_if(nonces, [&](const auto& entry) { return entry.second.expires <= now; });
+    for (const auto& [nonce, record] : nonces)
+      schedule(record.expires);
+    for (auto& [id, c] : connections) {
+      if (c.probation && *c.probation <= now && !c.closing) {
+        notice(id, "no successful request within the probation time; closing");
+        close(c);
+      } else if (c.probation) {
+        schedule(*c.probation);
+      }
+      for (auto it = c.pendings.begin(); it != c.pendings.end();) {
+        if (it->second.deadline > now) {
+          schedule(it->second.deadline);
+          ++it;
+          continue;
+        }
+        auto p = std::move(it->second);
+        it = c.pendings.erase(it);
+        timed_out(p);
+      }
+    }
+  }
+
+  /// §6.4.1: no response within the transaction timeout.
+  void timed_out(const pending& p) {
+    if (p.is_send) {
+      if (p.failure_report == report_mode::yes) {
+        report_failure(p.source, p.reply_path, p.self, p.message_id, p.range, 408,
+                       "Request Timeout");
+      }
+      return;
+    }
+    if (auto* source = find(p.source)) {
+      send_response(*source, p.in_tid, p.reply_path, p.self, 408, "Request Timeout");
+    }
+  }
+};
+
+relay::relay(config settings, random_source random, digest::hasher hash, credential_lookup lookup)
+    : state_(std::make_unique<state>(std::move(settings), std::move(random), std::move(hash),
+                                     std::move(lookup))) {}
+
+relay::~relay() = default;
+
+void relay::listening(std::uint16_t port) {
+  state_->settings.ports.push_back(port);
+}
+
+void relay::accept(connection_id connection, const peer_info& peer) {
+  auto& st = *state_;
+  auto& c = st.connections.emplace(connection, state::connection(connection, st.settings.limits))
+                .first->second;
+  c.peer = peer;
+  if (!peer.relay) {
+    c.probation = st.now + st.settings.probation;
+    st.schedule(*c.probation);
+  }
+  st.counters.connections = st.connections.size();
+}
+
+void relay::connected(connection_id connection) {
+  auto* c = state_->find(connection);
+  if (!c || !c->connecting) return;
+  c->connecting = false;
+  state_->release(*c);
+}
+
+void relay::close_connection(connection_id connection) {
+  state_->drop(connection);
+}
+
+void relay::receive(connection_id connection, std::string_view bytes) {
+  auto& st = *state_;
+  auto* c = st.find(connection);
+  if (!c || c->closing) return;
+  // Parse straight from `bytes` when nothing is held back; otherwise join them first.
+  if (!c->unparsed.empty()) {
+    c->unparsed.append(bytes);
+    bytes = c->unparsed;
+  }
+  std::size_t at = 0;
+  for (;;) {
+    const auto e = c->wire.parse(bytes.substr(at));
+    at += e.consumed;
+    using kind = parser::event_kind;
+    if (e.kind == kind::head) st.on_head(*c);
+    if (e.kind == kind::body) st.on_body(*c, e.body);
+    if (e.kind == kind::end) st.on_frame_end(*c, e.flag);
+    if (e.kind == kind::error) {
+      st.fail_stream(*c, e.error);
+      c->unparsed.clear();
+      return;
+    }
+    if (c->closing) {
+      c->unparsed.clear();
+      return;
+    }
+    if (e.kind == kind::need_more && e.consumed == 0) break;
+  }
+  c->unparsed = std::string(bytes.substr(at));
+}
+
+bool relay::wants_input(connection_id connection) const {
+  const auto found = state_->connections.find(connection);
+  if (found == state_->connections.end()) return false;
+  const auto& c = found->second;
+  if (c.closing) return false;
+  if (c.forwards.empty()) return true;
+  // Only the front forward can be moving; any other one is holding bytes back.
+  if (c.forwards.size() > 1) return false;
+  const auto& f = *c.forwards.front();
+  if (f.failure) return true;  // its bytes are being dropped
+  if (!f.granted) return false;
+  const auto target = state_->connections.find(f.target);
+  return target != state_->connections.end() &&
+         target->second.queued() < state_->settings.output_window;
+}
+
+std::string_view relay::output(connection_id connection) {
+  auto* c = state_->find(connection);
+  if (!c || c->connecting) return {};
+  return std::string_view(c->out).substr(c->out_sent);
+}
+
+void relay::consume_output(connection_id connection, std::size_t n) {
+  auto* c = state_->find(connection);
+  if (!c) return;
+  c->out_sent += std::min(n, c->queued());
+  state_->compact(*c);
+}
+
+void relay::advance(clock::time_point now) {
+  state_->now = now;
+  state_->run_timers();
+}
+
+std::optional<clock::time_point> relay::next_deadline() const {
+  return state_->earliest;
+}
+
+std::optional<relay_action> relay::next_action() {
+  auto& actions = state_->actions;
+  if (actions.empty()) return std::nullopt;
+  auto next = std::move(actions.front());
+  actions.pop_front();
+  return next;
+}
+
+relay::stats relay::statistics() const {
+  auto result = state_->counters;
+  result.queued_bytes = 0;
+  for (const auto& [id, c] : state_->connections)
+    result.queued_bytes += c.queued();
+  return result;
+}
+
+}  // namespace msrp
