@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ clang-14 libclang-rt-14-dev llvm-14 ccache clang-format
-  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libssl-dev libboost1.81-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libssl-dev libsqlite3-dev
+  libboost1.81-dev libtomlplusplus-dev
   tshark procps
 )
 

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds msrpkit (release) and runs the
-# main job. Until msrp-relay exists, that is msrp-dump on the bundled example capture; it
-# also builds the msrp command (README: "Chat and send files").
+# main job, the relay, on localhost with its embedded defaults: TLS on 127.0.0.1:2855 and
+# [::1]:2855, a self-signed certificate and an SQLite user store made on first run in
+# .state/relay (or $MSRP_RELAY_STATE), with one demo user. It prints how to connect a client
+# and runs until Ctrl-C. Extra arguments go to msrp-relay (e.g. --listen-tcp 127.0.0.1:2856).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release --target msrp-dump msrp
-./build/release/apps/msrp-dump/msrp-dump examples/rfc4975-session.msrp
-cat <<'HINT'
-
-To chat or send a file between two terminals (README, "Chat and send files"):
-  terminal 1:  build/release/apps/msrp/msrp chat --listen 127.0.0.1:7777 --tls
-  terminal 2:  build/release/apps/msrp/msrp chat --connect '<URI it prints>' --fingerprint '<...>'
-HINT
+cmake --build --preset release --target msrp-relay msrp msrp-dump
+state=${MSRP_RELAY_STATE:-.state/relay}
+listen=(--listen 127.0.0.1:2855)
+# IPv6 too where the machine has ::1 (some containers do not).
+if grep -qs '^0\{31\}1 ' /proc/net/if_inet6; then listen+=(--listen '[::1]:2855'); fi
+exec ./build/release/apps/msrp-relay/msrp-relay --state-dir "$state" "${listen[@]}" "$@"

@@ -19,6 +19,9 @@ constexpr std::uint64_t min_interrupted_chunk = 2048;
 constexpr std::size_t remembered_messages = 4096;
 // The start of a message/cpim body kept to find the wrapped Content-Type (§8.6).
 constexpr std::size_t cpim_prefix_size = 4096;
+// How long a relay's URIs last when its 200 to AUTH states no Expires (RFC 4976 §6.3 says it
+// does) and we asked for none: the Expires of RFC 4976 §5.1's example.
+constexpr std::chrono::seconds default_auth_expires{1800};
 
 const char* reason_phrase(int status) {
   switch (status) {
@@ -88,6 +91,15 @@ std::string_view cpim_wrapped_type(std::string_view body) {
     line = end + 2;
   }
   return {};
+}
+
+/// The first challenge of a 401 that the endpoint can answer. RFC 7616 §3.7: a relay sends
+/// them most preferred first, and a client skips those it does not support (such as MD5-sess).
+std::optional<digest::challenge> usable_challenge(const message& head) {
+  for (const auto value : head.www_authenticate()) {
+    if (auto parsed = digest::challenge::parse(value)) return std::move(*parsed);
+  }
+  return std::nullopt;
 }
 
 /// The first URI of a path header value, as written.
@@ -162,10 +174,33 @@ struct endpoint::state {
     std::optional<std::uint64_t> size;
   };
 
+  // The AUTH transaction of a relay binding in flight, with what the retries depend on.
+  struct auth_exchange {
+    std::string transaction_id;
+    std::optional<digest::credentials> sent;  // the Authorization of the request in flight
+    int challenges = 0;                       // 401s answered
+    bool stale_retried = false;
+    bool expires_retried = false;
+  };
+
+  // A relay the session authenticated to (RFC 4976 §5.1).
+  struct relay_binding {
+    std::vector<uri> to_path;  // of its AUTH requests: the relay path then, and the relay
+    relay_account account;
+    std::optional<std::chrono::seconds> expires;   // to ask for; clamped after a 423
+    std::vector<uri> use_path{};                   // the last one it returned
+    std::optional<digest::challenge> challenge{};  // the nonce to answer next, if any
+    std::uint32_t nonce_count = 0;                 // requests sent with that nonce
+    std::optional<clock::time_point> refresh_at{};
+    std::optional<auth_exchange> exchange{};
+  };
+
   struct session {
     session_settings settings;
     uri local;
     std::vector<uri> remote_path;
+    std::vector<uri> relay_path;          // the Use-Path of the outermost relay
+    std::vector<relay_binding> relays{};  // innermost first
     std::optional<connection_id> connection;
     bool closed = false;
     std::deque<message_handle> waiting;                    // queued before the session could send
@@ -180,6 +215,14 @@ struct endpoint::state {
     message_handle message = 0;
     bool expects_200 = false;  // Failure-Report yes: a missing response is a failure
     std::optional<clock::time_point> deadline;
+    session_handle auth_session = 0;  // an AUTH's session (0 for a SEND chunk) ...
+    std::size_t relay = 0;            // ... and its index in session::relays
+  };
+
+  // A response, REPORT or AUTH waiting to go out; an AUTH's timer starts once it is written.
+  struct urgent_frame {
+    std::string bytes;
+    std::string transaction_id{};
   };
 
   // A point in a connection's output stream and what happens once it is written.
@@ -215,7 +258,7 @@ struct endpoint::state {
     std::string held;  // received bytes the parser left unconsumed
     std::string out;
     std::uint64_t out_base = 0;        // stream offset of out[0]
-    std::deque<std::string> urgent;    // responses and REPORTs
+    std::deque<urgent_frame> urgent;   // responses, REPORTs and AUTH
     std::deque<message_handle> ready;  // messages with chunks to send, in turn
     std::optional<chunk_in_progress> current;
     std::unordered_map<std::string, transaction> transactions;
@@ -294,7 +337,10 @@ struct endpoint::state {
     message head;
     head.transaction_id = make_ident(random);
     head.method = method;
-    head.headers.push_back({"To-Path", format_path(s.remote_path)});
+    // RFC 4976 §5.1: through our relays (the Use-Path), then along the peer's path.
+    auto to = s.relay_path;
+    to.insert(to.end(), s.remote_path.begin(), s.remote_path.end());
+    head.headers.push_back({"To-Path", format_path(to)});
     head.headers.push_back({"From-Path", s.local.to_string()});
     return head;
   }
@@ -459,8 +505,12 @@ struct endpoint::state {
       if (c.current) {
         if (!continue_chunk(c)) break;
       } else if (!c.urgent.empty()) {
-        if (!fits(c, c.urgent.front().size())) break;
-        c.out += c.urgent.front();
+        auto& next = c.urgent.front();
+        if (!fits(c, next.bytes.size())) break;
+        c.out += next.bytes;
+        if (!next.transaction_id.empty()) {
+          c.marks.push_back({c.out_base + c.out.size(), std::move(next.transaction_id), 0});
+        }
         c.urgent.pop_front();
       } else if (c.failed) {
         break;  // a broken connection only flushes its responses
@@ -517,7 +567,7 @@ struct endpoint::state {
         {"To-Path", std::string(request.method == "SEND" ? first_hop(from) : from)});
     response.headers.push_back(
         {"From-Path", std::string(first_hop(request.header("To-Path").value_or("")))});
-    c.urgent.push_back(serialize(response).to_string());
+    c.urgent.push_back({serialize(response).to_string()});
   }
 
   /// Queues a REPORT for message `id` (§7.1.2-7.1.4).
@@ -533,7 +583,7 @@ struct endpoint::state {
     if (range) head.headers.push_back({"Byte-Range", range->to_string()});
     head.headers.push_back(
         {"Status", "000 " + std::to_string(status) + ' ' + reason_phrase(status)});
-    connection_for(*s.connection).urgent.push_back(serialize(head).to_string());
+    connection_for(*s.connection).urgent.push_back({serialize(head).to_string()});
   }
 
   void remember(session& s, const std::string& id, received_record record) {
@@ -570,8 +620,16 @@ struct endpoint::state {
     auto& s = sessions.at(match->second);
     if (s.connection && *s.connection != id) return refuse(506);  // §5.4
     if (!s.connection) s.connection = id;
-    // Without signalling (quick mode) the passive side learns the peer's path here.
-    if (s.remote_path.empty()) s.remote_path = std::move(*from);
+    // Without signalling (quick mode) the passive side learns the peer's path here. Our own
+    // relays put themselves at its front as they forwarded the request (RFC 4976 §6.4.1).
+    if (s.remote_path.empty()) {
+      if (from->size() > s.relay_path.size() &&
+          std::equal(s.relay_path.begin(), s.relay_path.end(), from->begin())) {
+        from->erase(from->begin(),
+                    from->begin() + static_cast<std::ptrdiff_t>(s.relay_path.size()));
+      }
+      s.remote_path = std::move(*from);
+    }
     activate(match->second);
     f.session = match->second;
     if (is_report) {
@@ -749,6 +807,7 @@ struct endpoint::state {
     if (found == c.transactions.end()) return;  // unknown or duplicate: ignored
     const auto t = found->second;
     c.transactions.erase(found);
+    if (t.auth_session != 0) return on_auth_response(t.auth_session, t.relay, head);
     const auto m = messages.find(t.message);
     if (m == messages.end()) return;
     if (t.expects_200) --m->second.open_transactions;
@@ -772,6 +831,125 @@ struct endpoint::state {
     m.reported.add(range->start - 1, end);
     m.report_seen = true;
     check_delivered(handle);
+  }
+
+  // --- Relays (RFC 4976 §5.1)
+
+  void start_auth(session_handle handle, std::size_t index) {
+    sessions.at(handle).relays[index].exchange = auth_exchange{};
+    send_auth(handle, index);
+  }
+
+  /// Sends the AUTH of the binding's exchange, answering its current nonce if it has one.
+  void send_auth(session_handle handle, std::size_t index) {
+    auto& s = sessions.at(handle);
+    auto& binding = s.relays[index];
+    message head;
+    head.transaction_id = make_ident(random);
+    head.method = "AUTH";
+    head.headers.push_back({"To-Path", format_path(binding.to_path)});
+    head.headers.push_back({"From-Path", s.local.to_string()});
+    if (binding.expires) {
+      head.headers.push_back({"Expires", std::to_string(binding.expires->count())});
+    }
+    auto& exchange = *binding.exchange;
+    exchange.sent.reset();
+    if (binding.challenge) {
+      // RFC 4976 §9.1: the digest-uri is the rightmost To-Path URI; cnonce and nc are always
+      // sent. RFC 7616 §3.4: nc counts the requests made with this nonce.
+      auto credentials = digest::answer(
+          settings.hash, *binding.challenge, binding.account.username, binding.account.password,
+          binding.to_path.back().to_string(), make_ident(random), ++binding.nonce_count);
+      head.headers.push_back({"Authorization", credentials.to_header_value()});
+      exchange.sent = std::move(credentials);
+    }
+    exchange.transaction_id = head.transaction_id;
+    auto& c = connection_for(*s.connection);
+    c.transactions[head.transaction_id] = {0, true, std::nullopt, handle, index};
+    c.urgent.push_back({serialize(head).to_string(), head.transaction_id});
+  }
+
+  void on_auth_response(session_handle handle, std::size_t index, const message& head) {
+    auto& binding = sessions.at(handle).relays[index];
+    auto& exchange = *binding.exchange;
+    if (head.status_code == 200) return on_auth_success(handle, index, head);
+    if (head.status_code == 401) {
+      // RFC 4976 §5.1: answer the challenge. A second 401 means the credentials are wrong,
+      // unless it only says the nonce was stale (RFC 7616 §3.3), which is retried once.
+      auto challenge = usable_challenge(head);
+      if (!challenge) return finish_auth(handle, index, 401, "no challenge we can answer");
+      if (exchange.challenges > 0) {
+        if (!challenge->stale || exchange.stale_retried) {
+          return finish_auth(handle, index, 401, "relay refused the credentials");
+        }
+        exchange.stale_retried = true;
+      }
+      ++exchange.challenges;
+      binding.challenge = std::move(*challenge);
+      binding.nonce_count = 0;
+      return send_auth(handle, index);
+    }
+    const auto min = head.min_expires();
+    const auto max = head.max_expires();
+    const bool bounded = (min && *min) || (max && *max);
+    if (head.status_code == 423 && bounded && !exchange.expires_retried) {
+      // RFC 4976 §6.3, §4.6: the Expires asked for is out of the relay's bounds; ask again
+      // once, within them.
+      exchange.expires_retried = true;
+      auto seconds = binding.expires.value_or(default_auth_expires).count();
+      if (max && *max) seconds = std::min<std::int64_t>(seconds, **max);
+      if (min && *min) seconds = std::max<std::int64_t>(seconds, **min);
+      binding.expires = std::chrono::seconds(seconds);
+      return send_auth(handle, index);
+    }
+    finish_auth(handle, index, head.status_code, head.comment);
+  }
+
+  void on_auth_success(session_handle handle, std::size_t index, const message& head) {
+    auto& s = sessions.at(handle);
+    auto& binding = s.relays[index];
+    // RFC 4976 §9.1, RFC 7616 §3.5: the relay proves it knows the password with an rspauth
+    // for the credentials we sent, echoing their cnonce and nc.
+    const auto& sent = binding.exchange->sent;
+    const auto info = digest::authentication_info::parse(head.authentication_info().value_or(""));
+    const bool proved =
+        sent && info && info->cnonce == sent->cnonce && info->nc == sent->nc &&
+        info->rspauth ==
+            digest::rspauth(settings.hash, *sent,
+                            digest::ha1(settings.hash, sent->algorithm, binding.account.username,
+                                        sent->realm, binding.account.password));
+    if (!proved) return finish_auth(handle, index, 0, "relay did not prove it knows the password");
+    const auto use_path = head.use_path();
+    if (!use_path || use_path->empty()) return finish_auth(handle, index, 0, "no Use-Path");
+    // RFC 4976 §5.1: the Use-Path of the outermost relay is the relay path. A refresh of an
+    // inner relay leaves it alone.
+    if (binding.use_path.empty() || binding.use_path == s.relay_path) s.relay_path = *use_path;
+    binding.use_path = *use_path;
+    // RFC 7616 §3.5: a nextnonce is answered in the next request, with nc from 1 again.
+    if (info->nextnonce.empty()) {
+      binding.challenge.reset();
+    } else {
+      binding.challenge->nonce = info->nextnonce;
+      binding.nonce_count = 0;
+    }
+    const auto expires = head.expires();
+    const auto lifetime = expires && *expires ? std::chrono::seconds(**expires)
+                                              : binding.expires.value_or(default_auth_expires);
+    binding.refresh_at = now + std::chrono::duration_cast<clock::duration>(lifetime) * 4 / 5;
+    finish_auth(handle, index, 200, head.comment, *use_path, lifetime);
+  }
+
+  /// Ends the binding's exchange with `auth_finished`. Only a success books a refresh.
+  void finish_auth(session_handle handle, std::size_t index, int status, std::string comment,
+                   std::vector<uri> use_path = {}, std::chrono::seconds expires = {}) {
+    auto& s = sessions.at(handle);
+    auto& binding = s.relays[index];
+    if (const auto c = connections.find(*s.connection); c != connections.end()) {
+      c->second.transactions.erase(binding.exchange->transaction_id);
+    }
+    binding.exchange.reset();
+    events.push_back(
+        events::auth_finished{handle, status, std::move(use_path), expires, std::move(comment)});
   }
 
   void on_parse_error(connection_id id, connection& c, std::error_code error) {
@@ -800,6 +978,10 @@ struct endpoint::state {
     }
     for (const auto h : pending)
       fail(h, 0, std::string(why));
+    for (std::size_t i = 0; i < s.relays.size(); ++i) {
+      if (s.relays[i].exchange) finish_auth(handle, i, 0, std::string(why));
+      s.relays[i].refresh_at.reset();
+    }
     for (const auto& [id, m] : s.incoming_messages) {
       events.push_back(events::message_aborted{handle, id, 0});
     }
@@ -835,6 +1017,35 @@ session_handle endpoint::open_session(const session_settings& settings) {
 
 const uri& endpoint::local_uri(session_handle session) const {
   return state_->sessions.at(session).local;
+}
+
+void endpoint::authenticate(session_handle session, uri relay, relay_account account,
+                            std::optional<std::chrono::seconds> expires) {
+  auto& st = *state_;
+  auto& s = st.sessions.at(session);
+  if (s.closed) {
+    st.events.push_back(events::auth_finished{session, 0, {}, {}, "session closed"});
+    return;
+  }
+  assert(st.settings.hash && "endpoint::config::hash is needed for AUTH");
+  assert(s.connection && "bind the session to its first relay's connection first");
+  assert(std::none_of(s.relays.begin(), s.relays.end(),
+                      [](const auto& r) { return r.exchange && r.use_path.empty(); }) &&
+         "authenticate to one relay at a time");
+  // RFC 4976 §5.1: an outer relay is reached through the relays authenticated so far.
+  auto to_path = s.relay_path;
+  to_path.push_back(std::move(relay));
+  s.relays.push_back({std::move(to_path), std::move(account), expires});
+  st.start_auth(session, s.relays.size() - 1);
+}
+
+std::vector<uri> endpoint::local_path(session_handle session) const {
+  const auto& s = state_->sessions.at(session);
+  // RFC 4976 §5.1: "reverses the list of URIs in the Use-Path header ... and appends the
+  // client's own URI".
+  std::vector<uri> path(s.relay_path.rbegin(), s.relay_path.rend());
+  path.push_back(s.local);
+  return path;
 }
 
 void endpoint::set_remote_path(session_handle session, std::vector<uri> path) {
@@ -969,18 +1180,31 @@ void endpoint::advance(clock::time_point now) {
   auto& st = *state_;
   st.now = now;
   // Collected first: failing a message drops its other transactions from the same map.
-  std::vector<message_handle> expired;
+  std::vector<state::transaction> expired;
   for (auto& [id, c] : st.connections) {
     std::erase_if(c.transactions, [&](const auto& entry) {
       const auto& t = entry.second;
       if (!t.deadline || *t.deadline > now) return false;
-      expired.push_back(t.message);
+      expired.push_back(t);
       return true;
     });
   }
   // §10.4: a missing response is treated as a 408.
-  for (const auto message : expired) {
-    if (st.messages.contains(message)) st.fail(message, 408, "no response");
+  for (const auto& t : expired) {
+    if (t.auth_session != 0) {
+      st.finish_auth(t.auth_session, t.relay, 408, "no response");
+    } else if (st.messages.contains(t.message)) {
+      st.fail(t.message, 408, "no response");
+    }
+  }
+  // RFC 4976 §5.1: AUTH again before the relay's URIs expire (closed sessions have none due).
+  for (auto& [handle, s] : st.sessions) {
+    for (std::size_t i = 0; i < s.relays.size(); ++i) {
+      auto& binding = s.relays[i];
+      if (!binding.refresh_at || *binding.refresh_at > now) continue;
+      binding.refresh_at.reset();
+      st.start_auth(handle, i);
+    }
   }
   std::vector<message_handle> late;
   for (const auto& [handle, m] : st.messages) {
@@ -1001,6 +1225,10 @@ std::optional<clock::time_point> endpoint::next_deadline() const {
   }
   for (const auto& [handle, m] : state_->messages) {
     if (!m.finished) consider(m.report_deadline);
+  }
+  for (const auto& [handle, s] : state_->sessions) {
+    for (const auto& binding : s.relays)
+      consider(binding.refresh_at);
   }
   return next;
 }

@@ -115,14 +115,17 @@ struct relay::state {
     std::string unparsed;           // received bytes the parser left unconsumed
     // Output.
     std::string out;
-    std::size_t out_sent = 0;
+    // The bytes `output()` handed out, and how many of them were written: kept unchanged until
+    // all are written, so the caller's view stays valid while `out` grows.
+    std::string writing;
+    std::size_t written = 0;
     forward* owner = nullptr;           // the forward whose chunk is open in `out`
     std::deque<std::string> urgent;     // frames waiting for the open chunk to end
     std::deque<connection_id> waiters;  // sources whose front forward waits for `out`
     std::unordered_map<std::string, pending> pendings;
 
     connection(connection_id identity, const parser::limits& limits) : id(identity), wire(limits) {}
-    std::size_t queued() const { return out.size() - out_sent; }
+    std::size_t queued() const { return writing.size() - written + out.size(); }
   };
 
   config settings;
@@ -201,23 +204,12 @@ struct relay::state {
 
   /// Puts a whole frame into `c`'s output, or queues it behind the chunk open there.
   void emit(connection& c, std::string bytes) {
-    if (c.closing && c.queued() == 0 && c.urgent.empty()) return;
     if (c.owner) {
       c.urgent.push_back(std::move(bytes));
       service(c);
       return;
     }
     c.out += bytes;
-  }
-
-  void compact(connection& c) {
-    if (c.out_sent == c.out.size()) {
-      c.out.clear();
-      c.out_sent = 0;
-    } else if (c.out_sent > 64 * 1024 && c.out_sent > c.out.size() / 2) {
-      c.out.erase(0, c.out_sent);
-      c.out_sent = 0;
-    }
   }
 
   /// Answers the request `head` received on `c` (RFC 4975 §7.2).
@@ -389,9 +381,11 @@ struct relay::state {
     if (target.urgent.empty() && target.waiters.empty()) return;
     if (f->forwarded - f->chunk_start < min_interrupted_chunk) return;
     close_chunk(target, *f, end_flag::continued);
-    release(target);
+    // Its turn comes again: it queues before `release` picks the next sender, or it would
+    // never be granted when only urgent frames were waiting.
     f->waiting = true;
-    target.waiters.push_back(f->source);  // its turn comes again
+    target.waiters.push_back(f->source);
+    release(target);
   }
 
   /// `f` (the front of its source) wants its target's output.
@@ -463,6 +457,10 @@ struct relay::state {
 
   void on_head(connection& c) {
     const auto& head = c.wire.head();
+    if (settings.trace) {
+      notice(c.id, "frame: MSRP " + head.transaction_id + ' ' +
+                       (head.is_request() ? head.method : std::to_string(head.status_code)));
+    }
     if (!head.is_request()) return on_response(c, head);
     const auto to = head.to_path();
     const auto from = head.from_path();
@@ -525,6 +523,14 @@ struct relay::state {
     f->head.set_header("To-Path", format_path(to));
     f->head.set_header("From-Path", format_path(from));
     f->is_send = head.method == "SEND";
+    if (f->is_send && !head.header("Byte-Range")) {
+      // Every outgoing chunk carries a Byte-Range; RFC 4975 §9 (content-stuff) keeps the MIME
+      // headers, Content-Type last, at the end of the head, so it goes before them.
+      const auto mime = std::find_if(
+          f->head.headers.begin(), f->head.headers.end(),
+          [](const header_field& field) { return lower(field.name).starts_with("content-"); });
+      f->head.headers.insert(mime, {"Byte-Range", "1-*/*"});
+    }
     f->failure_report = head.failure_report().value_or(report_mode::yes);
     f->reply_path = std::string(head.header("From-Path").value_or(""));
     f->self = self;
@@ -559,6 +565,8 @@ struct relay::state {
   }
 
   void on_frame_end(connection& c, end_flag flag) {
+    // A response ends here: its end-line belongs to no request of this connection.
+    if (!c.wire.head().is_request()) return;
     if (c.handling) {
       auto request = std::move(*c.handling);
       c.handling.reset();
@@ -570,13 +578,14 @@ struct relay::state {
 
   /// Answers a refused request as its method and Failure-Report allow (RFC 4975 §7.2).
   void refuse_now(connection& c, const local& request) {
-    count_failure(c);
     const auto& head = request.head;
-    if (head.method == "REPORT") return;  // §7.1.2: never answered
-    if (head.method == "SEND") {
-      if (head.failure_report().value_or(report_mode::yes) == report_mode::no) return;
-    }
-    respond(c, head, request.answer, request.comment);
+    // The answer goes out before `count_failure` may close the connection: a closing
+    // connection takes no new frames.
+    const bool answered = head.method != "REPORT" &&  // §7.1.2: never answered
+                          (head.method != "SEND" ||
+                           head.failure_report().value_or(report_mode::yes) != report_mode::no);
+    if (answered) respond(c, head, request.answer, request.comment);
+    count_failure(c);
   }
 
   /// A failed request on a client connection; on probation or for AUTH, enough of them end it
@@ -746,6 +755,9 @@ struct relay::state {
   void close(connection& c) {
     if (c.closing) return;
     c.closing = true;
+    // Its probation is over: left set, the lapsed time would stay due at every `advance`
+    // and `next_deadline` would lie in the past until the connection is gone.
+    c.probation.reset();
     actions.emplace_back(relay_actions::close{c.id});
   }
 
@@ -792,8 +804,11 @@ struct relay::state {
       settle(other);
     }
     for (auto& [tid, p] : c->pendings) {
-      if (p.is_send && p.failure_report == report_mode::yes) {
+      if (p.is_send && p.failure_report != report_mode::no) {
         report_failure(p.source, p.reply_path, p.self, p.message_id, p.range, 481, why);
+      } else if (auto* source = find(p.source); source && !p.is_send) {
+        // A forwarded AUTH (or unknown method) gets its failure as the response (§6.4.3).
+        send_response(*source, p.in_tid, p.reply_path, p.self, 481, why);
       }
     }
     if (c->outgoing) outgoing.erase(c->authority);
@@ -860,6 +875,11 @@ relay::relay(config settings, random_source random, digest::hasher hash, credent
 
 relay::~relay() = default;
 
+void relay::reconfigure(config settings) {
+  settings.ports = std::move(state_->settings.ports);
+  state_->settings = std::move(settings);
+}
+
 void relay::listening(std::uint16_t port) {
   state_->settings.ports.push_back(port);
 }
@@ -869,11 +889,17 @@ void relay::accept(connection_id connection, const peer_info& peer) {
   auto& c = st.connections.emplace(connection, state::connection(connection, st.settings.limits))
                 .first->second;
   c.peer = peer;
-  if (!peer.relay) {
+  st.counters.connections = st.connections.size();
+  if (st.connections.size() > st.settings.max_connections) {
+    st.notice(connection, "too many connections; closing");
+    return st.close(c);
+  }
+  if (peer.relay) {
+    st.notice(connection, "relay connected, certificate verified (" + peer.address + ")");
+  } else {
     c.probation = st.now + st.settings.probation;
     st.schedule(*c.probation);
   }
-  st.counters.connections = st.connections.size();
 }
 
 void relay::connected(connection_id connection) {
@@ -937,14 +963,23 @@ bool relay::wants_input(connection_id connection) const {
 std::string_view relay::output(connection_id connection) {
   auto* c = state_->find(connection);
   if (!c || c->connecting) return {};
-  return std::string_view(c->out).substr(c->out_sent);
+  if (c->written == c->writing.size()) {
+    c->writing.clear();
+    c->writing.swap(c->out);
+    c->written = 0;
+  }
+  return std::string_view(c->writing).substr(c->written);
+}
+
+std::size_t relay::queued(connection_id connection) const {
+  const auto found = state_->connections.find(connection);
+  return found == state_->connections.end() ? 0 : found->second.queued();
 }
 
 void relay::consume_output(connection_id connection, std::size_t n) {
   auto* c = state_->find(connection);
   if (!c) return;
-  c->out_sent += std::min(n, c->queued());
-  state_->compact(*c);
+  c->written += std::min(n, c->writing.size() - c->written);
 }
 
 void relay::advance(clock::time_point now) {
@@ -967,8 +1002,10 @@ std::optional<relay_action> relay::next_action() {
 relay::stats relay::statistics() const {
   auto result = state_->counters;
   result.queued_bytes = 0;
-  for (const auto& [id, c] : state_->connections)
+  for (const auto& [id, c] : state_->connections) {
     result.queued_bytes += c.queued();
+    result.streams += c.forwards.size();
+  }
   return result;
 }
 

@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <span>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "endpoint_pair.hpp"
+#include "openssl_hash.hpp"
 #include "parser_driver.hpp"
 
 namespace msrp {
@@ -1977,6 +1980,630 @@ TEST(EndpointConnection, MalformedBytesWithoutTransactionIdFailSilently) {
   EXPECT_EQ(failed[0].connection, 3u);
   EXPECT_TRUE(failed[0].error);
   EXPECT_TRUE(take_output(p.bob(), 3).empty());
+}
+
+// --- Relays (RFC 4976 §5.1, §9.1) -----------------------------------------------------------
+//
+// One client endpoint against a relay the test scripts: the test reads the AUTH requests the
+// client writes to connection 1 and answers them with responses built here, with real MD5 and
+// SHA-256 digests.
+
+const digest::hasher digest_hash = test::openssl_hash;
+constexpr std::string_view relay_user = "alice";
+constexpr std::string_view relay_password = "wonderland";
+constexpr std::string_view relay_realm = "relay.example.com";
+// The relay as the client addresses its AUTH, and the URI the relay hands out for the session.
+constexpr std::string_view relay_uri = "msrps://alice@relay.example.com:2855;tcp";
+constexpr std::string_view relay_use = "msrps://relay.example.com:2855/uSe1pAtH;tcp";
+// Bob's side: his relay and his session.
+constexpr std::string_view bob_side =
+    "msrps://bobrelay.example.net:2855/b0bR3lay;tcp msrps://bob.example.net:8888/b0bS3ss;tcp";
+
+relay_account account(std::string_view password = relay_password) {
+  return {std::string(relay_user), std::string(password)};
+}
+
+std::vector<uri> path_of(std::string_view text) {
+  const auto path = parse_path(text);
+  EXPECT_TRUE(path) << text;
+  return path ? *path : std::vector<uri>{};
+}
+
+std::string header_of(const message& m, std::string_view name) {
+  return std::string(m.header(name).value_or(""));
+}
+
+/// A challenge in the relay's realm.
+digest::challenge challenge_of(std::string nonce, std::string_view algorithm = digest::sha256,
+                               bool stale = false) {
+  digest::challenge c;
+  c.realm = relay_realm;
+  c.nonce = std::move(nonce);
+  c.algorithm = algorithm;
+  c.stale = stale;
+  return c;
+}
+
+/// The relay's response to `request`: back along its From-Path, from the rightmost To-Path URI.
+message response_to(const message& request, int status, std::string comment) {
+  message r;
+  r.transaction_id = request.transaction_id;
+  r.status_code = status;
+  r.comment = std::move(comment);
+  const auto to = header_of(request, "To-Path");
+  r.headers.push_back({"To-Path", header_of(request, "From-Path")});
+  r.headers.push_back({"From-Path", to.substr(to.rfind(' ') + 1)});
+  return r;
+}
+
+/// A 401 with one WWW-Authenticate header per value, most preferred first.
+message unauthorized_with(const message& auth, const std::vector<std::string>& challenges) {
+  auto r = response_to(auth, 401, "Unauthorized");
+  for (const auto& value : challenges)
+    r.headers.push_back({"WWW-Authenticate", value});
+  return r;
+}
+
+message unauthorized(const message& auth, const digest::challenge& c) {
+  return unauthorized_with(auth, {c.to_header_value()});
+}
+
+/// The credentials of an AUTH.
+digest::credentials credentials_of(const message& auth) {
+  const auto value = auth.authorization();
+  EXPECT_TRUE(value) << "AUTH without Authorization";
+  const auto c = digest::credentials::parse(value.value_or(""));
+  EXPECT_TRUE(c) << c.error().message();
+  return c ? *c : digest::credentials{};
+}
+
+/// Whether the AUTH's credentials are right for `password`: the relay's check (RFC 7616 §3.4).
+bool verifies(const message& auth, std::string_view password = relay_password) {
+  const auto c = credentials_of(auth);
+  return digest::verify(digest_hash, c,
+                        digest::ha1(digest_hash, c.algorithm, relay_user, relay_realm, password),
+                        "AUTH");
+}
+
+struct acceptance {
+  std::string use_path = std::string(relay_use);
+  std::optional<std::uint32_t> expires = 900;
+  std::string nextnonce = {};
+  /// The password the relay's rspauth is computed with: the right one proves the relay.
+  std::string password = std::string(relay_password);
+};
+
+/// A 200 to `auth` with Use-Path, Expires and Authentication-Info (RFC 4976 §5.1, §9.1).
+message authorized(const message& auth, const acceptance& a = {}) {
+  auto r = response_to(auth, 200, "OK");
+  r.headers.push_back({"Use-Path", a.use_path});
+  const auto c = credentials_of(auth);
+  digest::authentication_info info;
+  info.nextnonce = a.nextnonce;
+  info.rspauth = digest::rspauth(
+      digest_hash, c, digest::ha1(digest_hash, c.algorithm, c.username, c.realm, a.password));
+  info.cnonce = c.cnonce;
+  info.nc = c.nc;
+  r.headers.push_back({"Authentication-Info", info.to_header_value()});
+  if (a.expires) r.headers.push_back({"Expires", std::to_string(*a.expires)});
+  return r;
+}
+
+/// A client endpoint with one session, bound to connection 1: the connection to its relay.
+class relay_client {
+ public:
+  static constexpr connection_id relay = 1;
+
+  explicit relay_client(endpoint::config config = {})
+      : random_(7), endpoint_(with_hash(std::move(config)), [this] { return random_(); }) {
+    session = endpoint_.open_session(test::settings_for("alice.example.com", 7777, true));
+    endpoint_.bind(session, relay);
+    endpoint_.advance(now);
+  }
+
+  endpoint& client() { return endpoint_; }
+  std::string local() const { return endpoint_.local_uri(session).to_string(); }
+  std::string local_path() const { return format_path(endpoint_.local_path(session)); }
+
+  void authenticate(std::optional<std::chrono::seconds> expires = {},
+                    std::string_view password = relay_password,
+                    std::string_view target = relay_uri) {
+    endpoint_.authenticate(session, *uri::parse(target), account(password), expires);
+    drain();
+  }
+  /// The frames the client wrote since the last call.
+  std::vector<test::parsed_frame> written() { return take_output(endpoint_, relay); }
+  /// The one AUTH the client wrote since the last call.
+  message next_auth() {
+    const auto frames = written();
+    EXPECT_EQ(frames.size(), 1u) << "expected one AUTH";
+    if (frames.empty()) return {};
+    EXPECT_EQ(frames[0].head.method, "AUTH");
+    return frames[0].head;
+  }
+  /// Delivers a response from the relay.
+  void deliver(const message& m) { deliver_bytes(serialize(m).to_string()); }
+  /// Delivers bytes from the relay, such as a request it forwards.
+  void deliver_bytes(std::string_view bytes) {
+    endpoint_.receive(relay, bytes);
+    drain();
+  }
+  void advance(clock::duration d) {
+    now += d;
+    endpoint_.advance(now);
+    drain();
+  }
+  void close() {
+    endpoint_.close_connection(relay);
+    drain();
+  }
+  std::vector<events::auth_finished> finished() const {
+    return only<events::auth_finished>(events);
+  }
+  /// authenticate(), 401, credentials, 200.
+  void log_in(std::optional<std::chrono::seconds> expires = {}, const acceptance& a = {}) {
+    authenticate(expires);
+    deliver(unauthorized(next_auth(), challenge_of("n0nce1")));
+    deliver(authorized(next_auth(), a));
+    const auto done = finished();
+    EXPECT_TRUE(!done.empty() && done.back().status == 200) << "log_in failed";
+  }
+
+  session_handle session = 0;
+  clock::time_point now = clock::time_point{} + std::chrono::hours(1);
+  std::vector<event> events;
+
+ private:
+  static endpoint::config with_hash(endpoint::config config) {
+    config.hash = digest_hash;
+    return config;
+  }
+  void drain() {
+    while (auto e = endpoint_.next_event())
+      events.push_back(std::move(*e));
+  }
+
+  std::mt19937_64 random_;
+  endpoint endpoint_;
+};
+
+TEST(EndpointAuth, AnswersTheChallengeAndTakesTheUsePath) {
+  relay_client r;
+  r.authenticate(600s);
+  const auto first = r.next_auth();
+  // §5.1: the AUTH goes to the relay, from the session's URI, without credentials at first.
+  EXPECT_EQ(header_of(first, "To-Path"), relay_uri);
+  EXPECT_EQ(header_of(first, "From-Path"), r.local());
+  EXPECT_EQ(header_of(first, "Expires"), "600");
+  EXPECT_FALSE(first.authorization());
+  EXPECT_TRUE(r.finished().empty());
+
+  // SHA-256 offered first, MD5 second (RFC 7616 §3.7): the client answers SHA-256.
+  r.deliver(unauthorized_with(first, {challenge_of("n0nce1").to_header_value(),
+                                      challenge_of("n0nce1md5", digest::md5).to_header_value()}));
+  const auto second = r.next_auth();
+  EXPECT_NE(second.transaction_id, first.transaction_id);
+  EXPECT_EQ(header_of(second, "To-Path"), relay_uri);
+  EXPECT_EQ(header_of(second, "Expires"), "600");
+  const auto c = credentials_of(second);
+  EXPECT_EQ(c.algorithm, digest::sha256);
+  EXPECT_EQ(c.username, relay_user);
+  EXPECT_EQ(c.realm, relay_realm);
+  EXPECT_EQ(c.nonce, "n0nce1");
+  EXPECT_EQ(c.uri, relay_uri);  // §9.1: the rightmost To-Path URI
+  EXPECT_EQ(c.nc, "00000001");
+  EXPECT_FALSE(c.cnonce.empty());
+  EXPECT_TRUE(verifies(second));
+  EXPECT_FALSE(verifies(second, "wonderlant"));
+
+  r.deliver(authorized(second, {.expires = 600}));
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].session, r.session);
+  EXPECT_EQ(done[0].status, 200);
+  EXPECT_EQ(format_path(done[0].use_path), relay_use);
+  EXPECT_EQ(done[0].expires, 600s);
+  EXPECT_TRUE(r.written().empty());
+}
+
+TEST(EndpointAuth, AnswersTheFirstChallengeItSupports) {
+  // Basic is refused (§9.1) and MD5-sess unsupported; the MD5 challenge after them is taken.
+  relay_client r;
+  r.authenticate();
+  r.deliver(unauthorized_with(
+      r.next_auth(),
+      {"Basic realm=\"relay.example.com\"",
+       "Digest realm=\"relay.example.com\", nonce=\"s3ss\", algorithm=MD5-sess, qop=\"auth\"",
+       challenge_of("md5only", digest::md5).to_header_value()}));
+  const auto answered = r.next_auth();
+  const auto c = credentials_of(answered);
+  EXPECT_EQ(c.algorithm, digest::md5);
+  EXPECT_EQ(c.nonce, "md5only");
+  EXPECT_EQ(c.response.size(), 32u);
+  EXPECT_TRUE(verifies(answered));
+  r.deliver(authorized(answered));
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, 200);
+}
+
+TEST(EndpointAuth, NoChallengeItCanAnswerFailsWith401) {
+  relay_client r;
+  r.authenticate();
+  r.deliver(unauthorized_with(r.next_auth(), {"Basic realm=\"relay.example.com\""}));
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, 401);
+  EXPECT_TRUE(r.written().empty());
+}
+
+TEST(EndpointAuth, SuccessWithoutUsePathFails) {
+  relay_client r;
+  r.authenticate();
+  r.deliver(unauthorized(r.next_auth(), challenge_of("n0nce1")));
+  auto no_path = authorized(r.next_auth());
+  no_path.remove_header("Use-Path");
+  r.deliver(no_path);
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, 0);
+  EXPECT_EQ(done[0].comment, "no Use-Path");
+  EXPECT_FALSE(r.client().next_deadline());
+}
+
+TEST(EndpointAuth, RequestsGoThroughTheRelayPath) {
+  relay_client r;
+  EXPECT_EQ(r.local_path(), r.local());
+  // §5.1's example: Use-Path "B C" gives a=path "C B A" and To-Path "B C" + the peer's path.
+  const std::string inner = "msrps://relay.example.com:2855/inn3r;tcp";
+  const std::string outer = "msrps://outer.example.com:2855/0ut3r;tcp";
+  r.log_in({}, {.use_path = inner + " " + outer});
+  EXPECT_EQ(r.local_path(), outer + " " + inner + " " + r.local());
+
+  r.client().set_remote_path(r.session, path_of(bob_side));
+  r.client().send(r.session, text("Hi Bob"));
+  const auto frames = r.written();
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].head.method, "SEND");
+  EXPECT_EQ(header_of(frames[0].head, "To-Path"),
+            inner + " " + outer + " " + std::string(bob_side));
+  EXPECT_EQ(header_of(frames[0].head, "From-Path"), r.local());
+}
+
+TEST(EndpointAuth, ResponsesAndReportsFollowTheFromPathThroughTheRelays) {
+  // RFC 4976 §3: the relay forwards Bob's SEND with itself at the front of the From-Path.
+  relay_client r;
+  r.log_in();
+  r.client().set_remote_path(r.session, path_of(bob_side));
+  const auto from = std::string(relay_use) + " " + std::string(bob_side);
+  r.deliver_bytes(wire_bytes({.tid = "fwd00001",
+                              .to = r.local(),
+                              .from = from,
+                              .message_id = "b0bm3ss4ge1",
+                              .headers = {{"Success-Report", "yes"}},
+                              .body = "Hi Alice"}));
+  r.deliver_bytes(wire_bytes({.tid = "fwd00002",
+                              .to = r.local(),
+                              .from = from,
+                              .message_id = "b0bm3ss4ge2",
+                              .body = "refuse me"}));
+  ASSERT_TRUE(r.client().reject(r.session, "b0bm3ss4ge2", 415));
+  std::multiset<std::string> routes;
+  for (const auto& f : r.written()) {
+    const auto what = f.head.is_request() ? f.head.method + " " + header_of(f.head, "Status")
+                                          : std::to_string(f.head.status_code);
+    routes.insert(what + " to " + header_of(f.head, "To-Path") + " from " +
+                  header_of(f.head, "From-Path"));
+  }
+  // RFC 4975 §7.2: a response to SEND goes to the previous hop, the relay; a REPORT goes the
+  // whole way back (RFC 4976 §3's example).
+  const auto back = " from " + r.local();
+  const auto ok = "200 to " + std::string(relay_use) + back;
+  EXPECT_EQ(routes, (std::multiset<std::string>{
+                        ok, ok, "REPORT 000 200 OK to " + from + back,
+                        "REPORT 000 415 Unsupported Media Type to " + from + back}));
+}
+
+TEST(EndpointAuth, QuickModeLearnsThePeerPathWithoutOurRelays) {
+  // Without SDP the session takes the first request's From-Path, less the relay at its front:
+  // its own requests put the relay path there again.
+  relay_client r;
+  r.log_in();
+  r.deliver_bytes(wire_bytes({.to = r.local(),
+                              .from = std::string(relay_use) + " " + std::string(bob_side),
+                              .body = "Hi Alice"}));
+  EXPECT_EQ(only<events::message_received>(r.events).size(), 1u);
+  r.written();
+  r.client().send(r.session, text("Hi Bob"));
+  const auto frames = r.written();
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(header_of(frames[0].head, "To-Path"),
+            std::string(relay_use) + " " + std::string(bob_side));
+}
+
+TEST(EndpointAuth, WrongPasswordFailsWith401) {
+  relay_client r;
+  r.authenticate({}, "guess");
+  r.deliver(unauthorized(r.next_auth(), challenge_of("n0nce1")));
+  const auto answered = r.next_auth();
+  EXPECT_FALSE(verifies(answered));
+  r.deliver(unauthorized(answered, challenge_of("n0nce2")));
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, 401);
+  EXPECT_TRUE(done[0].use_path.empty());
+  EXPECT_TRUE(r.written().empty()) << "a second 401 without stale is not answered";
+  EXPECT_EQ(r.local_path(), r.local());
+  EXPECT_FALSE(r.client().next_deadline());
+}
+
+TEST(EndpointAuth, StaleNonceIsAnsweredOnce) {
+  relay_client r;
+  r.authenticate();
+  r.deliver(unauthorized(r.next_auth(), challenge_of("n0nce1")));
+  r.deliver(unauthorized(r.next_auth(), challenge_of("fr3sh", digest::sha256, true)));
+  const auto retried = r.next_auth();
+  const auto c = credentials_of(retried);
+  EXPECT_EQ(c.nonce, "fr3sh");
+  EXPECT_EQ(c.nc, "00000001");
+  EXPECT_TRUE(verifies(retried));
+  r.deliver(authorized(retried));
+  ASSERT_EQ(r.finished().size(), 1u);
+  EXPECT_EQ(r.finished()[0].status, 200);
+
+  // A second stale 401 in the same exchange is not answered again.
+  relay_client q;
+  q.authenticate();
+  q.deliver(unauthorized(q.next_auth(), challenge_of("n0nce1")));
+  q.deliver(unauthorized(q.next_auth(), challenge_of("fr3sh", digest::sha256, true)));
+  q.deliver(unauthorized(q.next_auth(), challenge_of("fr3sh2", digest::sha256, true)));
+  ASSERT_EQ(q.finished().size(), 1u);
+  EXPECT_EQ(q.finished()[0].status, 401);
+  EXPECT_TRUE(q.written().empty());
+}
+
+TEST(EndpointAuth, RelayThatDoesNotProveThePasswordFails) {
+  const std::vector<std::function<message(const message&)>> answers = {
+      // rspauth computed with another password
+      [](const message& auth) { return authorized(auth, {.password = "anything"}); },
+      // no Authentication-Info at all
+      [](const message& auth) {
+        auto m = authorized(auth);
+        m.remove_header("Authentication-Info");
+        return m;
+      },
+      // the right rspauth, but for another cnonce
+      [](const message& auth) {
+        auto m = authorized(auth);
+        auto info = *digest::authentication_info::parse(*m.authentication_info());
+        info.cnonce += "x";
+        m.set_header("Authentication-Info", info.to_header_value());
+        return m;
+      },
+  };
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    SCOPED_TRACE("answer " + std::to_string(i));
+    relay_client r;
+    r.authenticate();
+    r.deliver(unauthorized(r.next_auth(), challenge_of("n0nce1")));
+    r.deliver(answers[i](r.next_auth()));
+    const auto done = r.finished();
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].status, 0);
+    EXPECT_EQ(done[0].comment, "relay did not prove it knows the password");
+    EXPECT_TRUE(done[0].use_path.empty());
+    EXPECT_EQ(r.local_path(), r.local());
+    EXPECT_FALSE(r.client().next_deadline()) << "no refresh of a failed AUTH";
+  }
+}
+
+TEST(EndpointAuth, IntervalOutOfBoundsIsRetriedWithinThem) {
+  // RFC 4976 §4.6, §6.3: 423 with Min-Expires; the retry asks for the minimum, answering the
+  // same nonce again with the next nonce count.
+  relay_client r;
+  r.authenticate(30s);
+  r.deliver(unauthorized(r.next_auth(), challenge_of("n0nce1")));
+  const auto answered = r.next_auth();
+  EXPECT_EQ(header_of(answered, "Expires"), "30");
+  auto too_brief = response_to(answered, 423, "Interval Out-of-Bounds");
+  too_brief.headers.push_back({"Min-Expires", "300"});
+  r.deliver(too_brief);
+  const auto retried = r.next_auth();
+  EXPECT_EQ(header_of(retried, "Expires"), "300");
+  const auto c = credentials_of(retried);
+  EXPECT_EQ(c.nonce, "n0nce1");
+  EXPECT_EQ(c.nc, "00000002");
+  EXPECT_TRUE(verifies(retried));
+  r.deliver(authorized(retried, {.expires = 300}));
+  ASSERT_EQ(r.finished().size(), 1u);
+  EXPECT_EQ(r.finished()[0].status, 200);
+  EXPECT_EQ(r.finished()[0].expires, 300s);
+
+  // Max-Expires, and a second 423 ends it.
+  relay_client q;
+  q.authenticate(86400s);
+  q.deliver(unauthorized(q.next_auth(), challenge_of("n0nce1")));
+  auto too_long = response_to(q.next_auth(), 423, "Interval Out-of-Bounds");
+  too_long.headers.push_back({"Max-Expires", "3600"});
+  q.deliver(too_long);
+  const auto clamped = q.next_auth();
+  EXPECT_EQ(header_of(clamped, "Expires"), "3600");
+  auto again = response_to(clamped, 423, "Interval Out-of-Bounds");
+  again.headers.push_back({"Max-Expires", "60"});
+  q.deliver(again);
+  ASSERT_EQ(q.finished().size(), 1u);
+  EXPECT_EQ(q.finished()[0].status, 423);
+  EXPECT_TRUE(q.written().empty());
+}
+
+TEST(EndpointAuth, ForbiddenFailsWith403) {
+  relay_client r;
+  r.authenticate();
+  r.deliver(unauthorized(r.next_auth(), challenge_of("n0nce1")));
+  r.deliver(response_to(r.next_auth(), 403, "Forbidden"));
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, 403);
+  EXPECT_EQ(done[0].comment, "Forbidden");
+  EXPECT_TRUE(r.written().empty());
+  EXPECT_EQ(r.local_path(), r.local());
+}
+
+TEST(EndpointAuth, NoResponseFailsWith408) {
+  endpoint::config config;
+  config.transaction_timeout = 5s;
+  relay_client r(config);
+  r.authenticate();
+  EXPECT_FALSE(r.client().next_deadline()) << "the timer starts once the AUTH is written";
+  const auto unanswered = r.next_auth();
+  EXPECT_EQ(r.client().next_deadline(), r.now + 5s);
+  r.advance(5s - 1ms);
+  EXPECT_TRUE(r.finished().empty());
+  r.advance(1ms);
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, 408);
+  EXPECT_FALSE(r.client().next_deadline());
+  // A late answer is ignored.
+  r.deliver(unauthorized(unanswered, challenge_of("n0nce1")));
+  EXPECT_TRUE(r.written().empty());
+  EXPECT_EQ(r.finished().size(), 1u);
+}
+
+TEST(EndpointAuth, ClosingEndsTheExchangeWithStatus0) {
+  // One relay authenticated (its refresh booked), the next one in progress.
+  relay_client r;
+  r.log_in();
+  r.authenticate({}, relay_password, "msrps://outer.example.com:2855;tcp");
+  r.next_auth();
+  r.close();
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done[1].status, 0);
+  EXPECT_EQ(done[1].comment, "connection closed");
+  // Before the session's end, as a message's send_finished is; and no refresh is left.
+  const auto ended =
+      index_of<events::auth_finished>(r.events, [](const auto& f) { return f.status == 0; });
+  EXPECT_NE(ended, -1);
+  EXPECT_LT(ended, index_of<events::session_closed>(r.events, [](const auto&) { return true; }));
+  EXPECT_FALSE(r.client().next_deadline());
+
+  // So does closing the session; authenticating a closed session fails at once.
+  relay_client q;
+  q.authenticate();
+  q.next_auth();
+  q.client().close_session(q.session);
+  q.authenticate();
+  const auto closed = q.finished();
+  ASSERT_EQ(closed.size(), 2u);
+  for (const auto& f : closed) {
+    EXPECT_EQ(f.status, 0);
+    EXPECT_EQ(f.comment, "session closed");
+  }
+  EXPECT_TRUE(q.written().empty());
+}
+
+TEST(EndpointAuth, RefreshesAt80PercentWithTheNextNonce) {
+  relay_client r;
+  r.log_in(1000s, {.expires = 1000, .nextnonce = "n3xt1"});
+  EXPECT_EQ(r.client().next_deadline(), r.now + 800s);
+  r.advance(799s);
+  EXPECT_TRUE(r.written().empty());
+  r.advance(1s);
+  const auto refresh = r.next_auth();
+  EXPECT_EQ(header_of(refresh, "To-Path"), relay_uri);
+  EXPECT_EQ(header_of(refresh, "Expires"), "1000");
+  const auto c = credentials_of(refresh);
+  EXPECT_EQ(c.nonce, "n3xt1");
+  EXPECT_EQ(c.nc, "00000001");
+  EXPECT_TRUE(verifies(refresh));
+
+  // The relay hands out another Use-Path and a shorter lifetime this time.
+  const std::string moved = "msrps://relay.example.com:2855/m0v3d;tcp";
+  r.deliver(authorized(refresh, {.use_path = moved, .expires = 500, .nextnonce = "n3xt2"}));
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done[1].status, 200);
+  EXPECT_EQ(format_path(done[1].use_path), moved);
+  EXPECT_EQ(done[1].expires, 500s);
+  EXPECT_EQ(r.local_path(), moved + " " + r.local());
+  EXPECT_EQ(r.client().next_deadline(), r.now + 400s);
+  r.advance(400s);
+  EXPECT_EQ(credentials_of(r.next_auth()).nonce, "n3xt2");
+}
+
+TEST(EndpointAuth, RefreshWithoutNextNonceStartsWithoutCredentials) {
+  relay_client r;
+  r.log_in({}, {.expires = 100});
+  r.advance(80s);
+  const auto refresh = r.next_auth();
+  EXPECT_FALSE(refresh.authorization());
+  EXPECT_FALSE(refresh.header("Expires")) << "none was asked for";
+  r.deliver(unauthorized(refresh, challenge_of("n0nce9")));
+  const auto answered = r.next_auth();
+  EXPECT_EQ(credentials_of(answered).nonce, "n0nce9");
+  EXPECT_TRUE(verifies(answered));
+  // Without Expires in the 200 (nor in the request) the URI is taken to last 1800 seconds.
+  r.deliver(authorized(answered, {.expires = std::nullopt}));
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done[1].status, 200);
+  EXPECT_EQ(done[1].expires, 1800s);
+  EXPECT_EQ(r.client().next_deadline(), r.now + 1440s);
+}
+
+TEST(EndpointAuth, FailedRefreshIsReportedAndRefreshingStops) {
+  relay_client r;
+  r.log_in({}, {.expires = 100, .nextnonce = "n3xt1"});
+  r.advance(80s);
+  r.deliver(response_to(r.next_auth(), 403, "Forbidden"));
+  const auto done = r.finished();
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_EQ(done[1].status, 403);
+  EXPECT_FALSE(r.client().next_deadline());
+}
+
+TEST(EndpointAuth, OuterRelayIsReachedThroughTheInnerOne) {
+  // §5.1: the second AUTH goes through the first relay's Use-Path; its digest-uri is the outer
+  // relay (§9.1); the outer relay's Use-Path becomes the relay path.
+  relay_client r;
+  r.log_in({}, {.expires = 1000});
+  const std::string outer = "msrps://outer.example.com:2855;tcp";
+  r.authenticate({}, relay_password, outer);
+  const auto first = r.next_auth();
+  EXPECT_EQ(header_of(first, "To-Path"), std::string(relay_use) + " " + outer);
+  r.deliver(unauthorized(first, challenge_of("0ut3r")));
+  const auto answered = r.next_auth();
+  EXPECT_EQ(credentials_of(answered).uri, outer);
+  EXPECT_TRUE(verifies(answered));
+  const std::string outer_use = "msrps://outer.example.com:2855/0ut3rUse;tcp";
+  r.deliver(authorized(answered,
+                       {.use_path = std::string(relay_use) + " " + outer_use, .expires = 5000}));
+  ASSERT_EQ(r.finished().size(), 2u);
+  EXPECT_EQ(r.finished()[1].status, 200);
+  const auto advertised = outer_use + " " + std::string(relay_use) + " " + r.local();
+  EXPECT_EQ(r.local_path(), advertised);
+
+  // The inner relay's refresh goes to it alone and leaves the relay path alone.
+  r.advance(800s);
+  const auto refresh = r.next_auth();
+  EXPECT_EQ(header_of(refresh, "To-Path"), relay_uri);
+  r.deliver(unauthorized(refresh, challenge_of("n0nce2")));
+  r.deliver(authorized(r.next_auth()));
+  ASSERT_EQ(r.finished().size(), 3u);
+  EXPECT_EQ(r.finished()[2].status, 200);
+  EXPECT_EQ(r.local_path(), advertised);
+}
+
+TEST(EndpointAuth, IncomingAuthIs501) {
+  // The endpoint is a client: it never answers AUTH as a relay would.
+  relay_client r;
+  r.deliver_bytes(wire_bytes({.tid = "auth1234",
+                              .method = "AUTH",
+                              .to = r.local(),
+                              .message_id = std::nullopt,
+                              .content_type = ""}));
+  EXPECT_EQ(statuses(r.written()), std::vector<int>{501});
 }
 
 // --- Randomized: nothing is lost ------------------------------------------------------------

@@ -29,7 +29,7 @@ struct failure {
 struct meeting_options {
   // Quick mode: one side listens and prints its URI, the other connects to it.
   std::string listen;       ///< [address:]port to listen on; "" unless listening.
-  std::string connect;      ///< The peer's MSRP URI; "" unless connecting.
+  std::string connect;      ///< The peer's MSRP URI (or path); "" unless connecting.
   std::string fingerprint;  ///< The peer's certificate fingerprint, "sha-256 AB:CD:...".
   std::string uri_file;     ///< Where a listening side writes its URI (and fingerprint).
   // Strict SDP offer/answer through files ("-" for stdin/stdout).
@@ -40,6 +40,11 @@ struct meeting_options {
   std::vector<std::string> accept_types{"*"};
   std::optional<std::uint64_t> max_size;
   std::uint64_t chunk_size = 0;  ///< Chunk ceiling; 0: none.
+  // Through a relay (RFC 4976): connect to it, AUTH, and use its Use-Path. The connecting
+  // side sends to the path in `connect`; the other writes its path to `uri_file`.
+  std::string relay;          ///< The relay's URI, such as msrps://relay.example.com:2855;tcp.
+  std::string user;           ///< The Digest user name.
+  std::string password_file;  ///< First line: the password (or $MSRP_PASSWORD).
 };
 
 /// A session with a peer, ready to send and receive.

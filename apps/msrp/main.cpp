@@ -32,6 +32,11 @@ void add_meeting_options(CLI::App& command, msrp::cli::meeting_options& m) {
   command.add_option("--accept-types", m.accept_types, "Media types to accept")->delimiter(',');
   command.add_option("--max-size", m.max_size, "Refuse messages larger than this (413)");
   command.add_option("--chunk-size", m.chunk_size, "Largest chunk to send, in bytes");
+  command.add_option("--relay", m.relay,
+                     "Go through this MSRP relay (RFC 4976), e.g. 'msrps://host:2855;tcp'");
+  command.add_option("--user", m.user, "User name at the relay");
+  command.add_option("--password-file", m.password_file,
+                     "File whose first line is the relay password (default: $MSRP_PASSWORD)");
   command.callback([&command, &m] {
     const int modes = !m.connect.empty() + !m.listen.empty();
     if (!m.write_offer.empty() != !m.read_answer.empty() ||
@@ -44,7 +49,11 @@ void add_meeting_options(CLI::App& command, msrp::cli::meeting_options& m) {
     if (!m.connect.empty() && !m.listen.empty()) {
       throw CLI::ValidationError("--listen and --connect exclude each other");
     }
-    if (modes == 0 && m.write_offer.empty() && m.read_offer.empty()) {
+    if (!m.relay.empty() &&
+        (!m.listen.empty() || !m.write_offer.empty() || !m.read_offer.empty())) {
+      throw CLI::ValidationError("--relay works with --connect PATH or alone (then --uri-file)");
+    }
+    if (modes == 0 && m.write_offer.empty() && m.read_offer.empty() && m.relay.empty()) {
       throw CLI::ValidationError(command.get_name() + ": give --listen, --connect or SDP files");
     }
   });

@@ -1,6 +1,7 @@
 // How two msrp commands meet: quick mode (one listens and prints its URI, the other
 // connects) or strict SDP offer/answer through files (RFC 4975 §8, RFC 6135, RFC 8122).
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -148,6 +149,81 @@ std::variant<meeting, failure> quick_connect(net::node& node, const meeting_opti
   return meeting{session, {"*"}};
 }
 
+/// The relay's password: the first line of --password-file, or $MSRP_PASSWORD.
+std::optional<std::string> relay_password(const meeting_options& options) {
+  if (options.password_file.empty()) {
+    const char* value = std::getenv("MSRP_PASSWORD");
+    if (!value) return std::nullopt;
+    return std::string(value);
+  }
+  std::ifstream in(options.password_file);
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+/// Through a relay (RFC 4976 §5.1): connect to it, AUTH, then either send to the peer's path
+/// (`--connect`) or announce our path, the Use-Path reversed and our URI (`--uri-file`).
+std::variant<meeting, failure> via_relay(net::node& node, const meeting_options& options) {
+  const auto relay = uri::parse(options.relay);
+  if (!relay) return failure{exit_status::bad_input, "bad relay URI: " + options.relay};
+  if (options.user.empty()) return failure{exit_status::bad_input, "--relay needs --user"};
+  const auto password = relay_password(options);
+  if (!password) {
+    return failure{exit_status::bad_input, "--relay needs --password-file or MSRP_PASSWORD"};
+  }
+  std::vector<uri> peer_path;
+  if (!options.connect.empty()) {
+    auto parsed = parse_path(options.connect);
+    if (!parsed) return failure{exit_status::bad_input, "bad MSRP path: " + options.connect};
+    peer_path = std::move(*parsed);
+  }
+  const auto session = node.open_session({.secure = relay->is_secure(),
+                                          .host = "client.invalid",
+                                          .port = std::nullopt,
+                                          .accept_types = options.accept_types,
+                                          .max_size = options.max_size});
+  // RFC 4975 §5.4: the relay's certificate must be valid for its host name.
+  auto connection = node.connect(*relay, std::nullopt);
+  if (!connection) {
+    return network_failure("cannot connect to relay " + relay->to_string(), connection.error());
+  }
+  node.bind(session, *connection);
+  node.authenticate(session, *relay, {options.user, *password});
+  for (;;) {
+    const auto e = node.wait_event(std::chrono::seconds(60));
+    if (!e) return failure{exit_status::network, "relay did not answer AUTH"};
+    if (const auto* closed = std::get_if<net::connection_closed>(&*e)) {
+      if (closed->connection == *connection) {
+        return network_failure("relay closed the connection", closed->error);
+      }
+      continue;
+    }
+    const auto* ev = std::get_if<msrp::event>(&*e);
+    const auto* done = ev ? std::get_if<events::auth_finished>(ev) : nullptr;
+    if (!done) continue;
+    if (done->status != 200) {
+      return failure{done->status == 0 || done->status == 408 ? exit_status::network
+                                                              : exit_status::not_delivered,
+                     "relay refused AUTH: " + std::to_string(done->status) + ' ' + done->comment};
+    }
+    break;
+  }
+  if (!peer_path.empty()) {
+    node.set_remote_path(session, peer_path);
+    node.send_empty(session);  // RFC 4975 §5.4, and the peer learns our path from it
+    return meeting{session, {"*"}};
+  }
+  const auto announcement = "'" + format_path(node.local_path(session)) + "'";
+  std::cerr << "msrp: ready via relay; the peer sends with: --connect " << announcement
+            << std::endl;
+  if (!options.uri_file.empty() && !write_text(options.uri_file, announcement + '\n')) {
+    return failure{exit_status::bad_input, "cannot write " + options.uri_file};
+  }
+  return meeting{session, {"*"}};
+}
+
 /// Our media description: a listening URI, the types we take, our fingerprint.
 media_description local_media(net::node& node, const meeting_options& options,
                               const net::node::options& settings, session_handle session,
@@ -262,6 +338,7 @@ std::variant<net::node::options, failure> node_options(const meeting_options& op
 
 std::variant<meeting, failure> meet(net::node& node, const meeting_options& options,
                                     const net::node::options& settings) {
+  if (!options.relay.empty()) return via_relay(node, options);
   if (!options.write_offer.empty()) return offer(node, options, settings);
   if (!options.read_offer.empty()) return answer(node, options, settings);
   if (!options.connect.empty()) return quick_connect(node, options);

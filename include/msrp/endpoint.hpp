@@ -23,9 +23,10 @@
 // RFC 4975 §6, §14) and, once signalling is done, the peer's path. It is bound to at most one
 // connection: the active side binds it when it has connected (§5.4), the passive side when
 // the first request naming the session's URI arrives on a connection; a session that has no
-// remote path yet (no SDP was exchanged) takes the From-Path of that request. A request whose
-// To-Path names no open session is answered 481; one naming a session bound to another
-// connection is answered 506 (§5.4, §7.3). Several sessions may share a connection.
+// remote path yet (no SDP was exchanged) takes the From-Path of that request, less the
+// session's own relays at its front. A request whose To-Path names no open session is
+// answered 481; one naming a session bound to another connection is answered 506 (§5.4,
+// §7.3). Several sessions may share a connection.
 //
 // Sending (§7.1, §7.1.1). `send` queues a message; its bytes are pulled from a
 // `body_reader` only when there is room in the connection's output window, so a file is
@@ -69,6 +70,21 @@
 //
 // A connection whose byte stream is malformed gets a 400 where the transaction id is known,
 // then a `connection_failed` event: the caller writes the remaining output and closes it.
+//
+// Relays (RFC 4976 §5.1). A client behind relays binds its session to the connection to its
+// first relay and calls `authenticate` for each relay, innermost first. Each call sends AUTH
+// with To-Path = the relay path so far, then the relay; a 401 is answered once with Digest
+// credentials (again only after a `stale` challenge), a 423 is retried once with the Expires
+// moved into the relay's bounds, and a 200 must prove the relay knows the password
+// (Authentication-Info rspauth) before its Use-Path becomes the session's relay path. Every
+// call ends in one `auth_finished` event. At 80 % of the Expires the endpoint sends AUTH again
+// by itself (with the relay's `nextnonce`, if it gave one) and reports that refresh with one
+// more `auth_finished`. With a relay path, requests go out with To-Path = relay path + remote
+// path, and `local_path` (the relay path reversed, then the local URI) is what the session
+// offers in SDP. Responses and REPORTs follow the From-Path of the request they answer, which
+// names the relays already. AUTH goes out with the responses and REPORTs, ahead of SEND chunks;
+// its response is due within `transaction_timeout` (408 otherwise), and the connection or
+// session closing ends it with status 0. The endpoint never answers AUTH itself (501).
 #pragma once
 
 #include <chrono>
@@ -83,6 +99,7 @@
 #include <variant>
 #include <vector>
 
+#include "msrp/digest.hpp"
 #include "msrp/message.hpp"
 #include "msrp/parser.hpp"
 #include "msrp/serializer.hpp"
@@ -139,6 +156,12 @@ struct session_settings {
 
 /// How a sent message ended (see the theory of operation).
 enum class send_outcome { delivered, sent, failed, aborted };
+
+/// What a relay knows the client by (RFC 4976 §5.1, §6.3): the Digest user name and password.
+struct relay_account {
+  std::string username;
+  std::string password;
+};
 
 /// Events for the application.
 namespace events {
@@ -198,13 +221,28 @@ struct connection_failed {
   connection_id connection;
   std::error_code error;
 };
+/// An AUTH exchange ended: an `authenticate` call or an automatic refresh (RFC 4976 §5.1).
+///
+/// `status` is 200 on success; on failure it is the relay's final status (401 when it refused
+/// the credentials or sent no challenge the endpoint can answer, 403, 423, ...), 408 when no
+/// response came within `transaction_timeout`, or 0 for a local cause: the connection or
+/// session closed, or a 200 the endpoint does not trust (no valid proof that the relay knows
+/// the password, no Use-Path). `use_path` and `expires` are the relay's Use-Path and how long
+/// it stays valid; empty and 0 on failure.
+struct auth_finished {
+  session_handle session;
+  int status;
+  std::vector<uri> use_path;
+  std::chrono::seconds expires;
+  std::string comment;
+};
 
 }  // namespace events
 
 using event =
     std::variant<events::message_received, events::message_started, events::message_piece,
                  events::message_completed, events::message_aborted, events::send_finished,
-                 events::session_closed, events::connection_failed>;
+                 events::session_closed, events::connection_failed, events::auth_finished>;
 
 class endpoint {
  public:
@@ -220,9 +258,12 @@ class endpoint {
     std::chrono::milliseconds transaction_timeout{30'000};
     /// How long a message asking for a success REPORT waits for it after its last byte.
     std::chrono::milliseconds report_timeout{120'000};
+    /// The hash function for Digest authentication to relays (MD5 and SHA-256); needed only
+    /// by `authenticate`.
+    digest::hasher hash{};
   };
 
-  /// `random` supplies session-ids, transaction ids and Message-IDs.
+  /// `random` supplies session-ids, transaction ids, Message-IDs and Digest client nonces.
   endpoint(config settings, random_source random);
   ~endpoint();
   endpoint(const endpoint&) = delete;
@@ -232,14 +273,40 @@ class endpoint {
 
   /// Opens a session with a fresh local URI.
   session_handle open_session(const session_settings& settings);
-  /// The session's local URI (its a=path entry).
+  /// The session's local URI (the last entry of its a=path).
   const uri& local_uri(session_handle session) const;
-  /// Sets the peer's path (a=path, leftmost first): the To-Path of our requests.
+  /// Sets the peer's path (a=path, leftmost first): the To-Path of our requests, after the
+  /// relay path.
   void set_remote_path(session_handle session, std::vector<uri> path);
   /// Binds the session to a connection (the active side, once connected).
   void bind(session_handle session, connection_id connection);
   /// Closes the session: its unfinished messages fail, its URI stops matching.
   void close_session(session_handle session);
+
+  // --- Relays (RFC 4976)
+
+  /// Authenticates the session to `relay` with `account`, asking for its URIs to stay valid
+  /// for `expires` (the relay's choice when empty).
+  ///
+  /// The session must be bound to the connection to its first relay, and authenticates to its
+  /// relays one at a time, innermost first: the AUTH goes to To-Path = the relay path (the
+  /// Use-Path of the previous successful call, empty at first) followed by `relay`, so an
+  /// outer relay is reached through the inner ones (§5.1). On success the relay's Use-Path
+  /// becomes the session's relay path, and the endpoint refreshes it at 80 % of its Expires
+  /// for as long as the session lasts, until a refresh fails. A refresh of the outermost relay
+  /// that returns another Use-Path replaces the relay path; one of an inner relay does not.
+  /// A failed refresh leaves the relay path as it is, though the relay will soon drop it.
+  /// Authenticate before sending: a SEND chunk takes the relay path as it is when written.
+  ///
+  /// Ends in one `events::auth_finished`: 200 with the Use-Path and its lifetime, or the
+  /// failure (see there). The relay path changes only on success. Preconditions (asserted):
+  /// `config::hash` is set, the session is bound, and no other `authenticate` of the session
+  /// is in progress. On a closed session it fails at once with status 0.
+  void authenticate(session_handle session, uri relay, relay_account account,
+                    std::optional<std::chrono::seconds> expires = {});
+  /// What the session offers as its a=path in SDP: the relay path reversed, then the local
+  /// URI (§5.1). Without relays, just the local URI.
+  std::vector<uri> local_path(session_handle session) const;
 
   // --- Sending
 

@@ -68,8 +68,10 @@
 // From-Path) when its Failure-Report is `yes` or `partial`; when the failure is known before
 // the relay answered, the answer itself carries it. Responses to other forwarded requests
 // (AUTH through this relay, unknown methods) travel back to the previous hop with the paths
-// rewritten (§6.4.3); REPORTs are never answered. A sender's connection that closes in the
-// middle of a chunk makes the relay end the forwarded chunk with `#`.
+// rewritten (§6.4.3); when none comes within `transaction_timeout`, or the next hop closes or
+// is unreachable, the relay answers 408 or 481 itself. REPORTs are never answered. A
+// sender's connection that closes in the middle of a chunk makes the relay end the forwarded
+// chunk with `#`.
 #pragma once
 
 #include <chrono>
@@ -105,7 +107,8 @@ struct peer_info {
 namespace relay_actions {
 
 /// Open a connection to the host and port of `target` (TLS for msrps) and report it with
-/// `connected(connection)` or `close_connection(connection)`.
+/// `connected(connection)` or `close_connection(connection)`. The relay picks `connection`
+/// from 2^62 up, so the caller's ids for accepted connections must stay below that.
 struct connect {
   connection_id connection;
   uri target;
@@ -155,6 +158,10 @@ class relay {
     std::size_t output_window = 256 * 1024;
     /// Live sessions one user may hold; more are refused 403.
     std::size_t max_sessions_per_user = 64;
+    /// A notice with the start line of every frame received (frame tracing).
+    bool trace = false;
+    /// Connections open at once; one accepted beyond is closed at once.
+    std::size_t max_connections = 10'000;
   };
 
   /// Counters for metrics; they only grow, except the current counts.
@@ -167,6 +174,7 @@ class relay {
     std::uint64_t auth_failures = 0;      ///< Wrong or unknown credentials.
     std::uint64_t reports_generated = 0;  ///< Failure REPORTs the relay wrote.
     std::uint64_t queued_bytes = 0;       ///< Output waiting to be written, all connections.
+    std::uint64_t streams = 0;            ///< Requests being passed on now.
   };
 
   relay(config settings, random_source random, digest::hasher hash, credential_lookup lookup);
@@ -176,6 +184,8 @@ class relay {
 
   // --- Connections
 
+  /// New settings (a reload); the ports the relay listens on are kept.
+  void reconfigure(config settings);
   /// A listener is open on `port`: To-Path URIs with this port name the relay (§6.2).
   void listening(std::uint16_t port);
   /// A connection was accepted.
@@ -190,8 +200,12 @@ class relay {
   /// False while the relay cannot pass on more of this connection's input (back-pressure):
   /// the caller should not read from it until it turns true again after output was consumed.
   bool wants_input(connection_id connection) const;
-  /// Bytes to write to `connection`; valid until the next call.
+  /// Bytes to write to `connection`. The view stays valid, whatever else the relay is told,
+  /// until all of it has been consumed and `output` is called again (the relay appends
+  /// behind it meanwhile), so it can be handed to an asynchronous write as it is.
   std::string_view output(connection_id connection);
+  /// Bytes waiting to be written to `connection`, `output` and what queues behind it.
+  std::size_t queued(connection_id connection) const;
   /// `n` bytes of `output(connection)` were written.
   void consume_output(connection_id connection, std::size_t n);
 

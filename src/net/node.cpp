@@ -313,23 +313,31 @@ struct transport {
            std::to_string(where.port());
   }
 
+  /// A listening socket on `address` and `port` (0: any free port); on the I/O thread.
+  result<std::shared_ptr<tcp::acceptor>> open_acceptor(const std::string& address,
+                                                       std::uint16_t port) {
+    boost::system::error_code error;
+    const auto ip = asio::ip::make_address(address, error);
+    if (error) return std::error_code(error);
+    auto acceptor = std::make_shared<tcp::acceptor>(io);
+    const tcp::endpoint where(ip, port);
+    acceptor->open(where.protocol(), error);
+    if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
+    if (!error && ip.is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
+    if (!error) acceptor->bind(where, error);
+    if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
+    if (error) return std::error_code(error);
+    acceptors.push_back(acceptor);
+    return acceptor;
+  }
+
   /// Listens on `address` and `port` (0: any free port), with TLS if `tls`; returns the port.
   result<std::uint16_t> listen(const std::string& address, std::uint16_t port, bool tls) {
     return on_io([&]() -> result<std::uint16_t> {
-      boost::system::error_code error;
-      const auto ip = asio::ip::make_address(address, error);
-      if (error) return std::error_code(error);
-      auto acceptor = std::make_shared<tcp::acceptor>(io);
-      const tcp::endpoint where(ip, port);
-      acceptor->open(where.protocol(), error);
-      if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
-      if (!error && ip.is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
-      if (!error) acceptor->bind(where, error);
-      if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
-      if (error) return std::error_code(error);
-      const auto bound = acceptor->local_endpoint(error).port();
-      acceptors.push_back(acceptor);
-      asio::co_spawn(io, accept_loop(acceptor, listener_info{tls, bound}), asio::detached);
+      auto acceptor = open_acceptor(address, port);
+      if (!acceptor) return acceptor.error();
+      const auto bound = (*acceptor)->local_endpoint().port();
+      asio::co_spawn(io, accept_loop(*acceptor, listener_info{tls, bound}), asio::detached);
       return bound;
     });
   }
@@ -426,8 +434,13 @@ struct node::state : transport<node::state> {
   explicit state(options o)
       : transport(o.identity, o.ca_file, o.connect_timeout, o.write_timeout),
         settings(std::move(o)),
-        engine(settings.engine, secure_random) {
+        engine(with_hash(settings.engine), secure_random) {
     start();
+  }
+
+  static endpoint::config with_hash(endpoint::config c) {
+    if (!c.hash) c.hash = digest_hex;
+    return c;
   }
   ~state() { stop(); }
 
@@ -531,6 +544,34 @@ struct relay_server::state : transport<relay_server::state> {
     drain();
   }
   void closed(connection_id, std::error_code) {}
+
+  /// A minimal HTTP/1.1 responder for Prometheus scrapes: every request, whatever its path,
+  /// gets the metrics, and the connection closes.
+  asio::awaitable<void> serve_metrics(std::shared_ptr<tcp::acceptor> acceptor,
+                                      std::function<std::string(const relay::stats&)> format) {
+    for (;;) {
+      auto [error, socket] = co_await acceptor->async_accept(use);
+      if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
+      if (error) continue;
+      asio::co_spawn(io, answer_scrape(std::move(socket), format), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> answer_scrape(tcp::socket socket,
+                                      std::function<std::string(const relay::stats&)> format) {
+    std::string request;
+    asio::steady_timer limit(io, std::chrono::seconds(5));
+    const auto read = co_await (
+        asio::async_read_until(socket, asio::dynamic_buffer(request, 8192), "\r\n\r\n", use) ||
+        limit.async_wait(use));
+    if (read.index() == 1 || std::get<0>(std::get<0>(read))) co_return;
+    const auto body = format(engine.statistics());
+    const auto response =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    co_await asio::async_write(socket, asio::buffer(response), use);
+  }
 };
 
 node::node(options settings) : state_(std::make_unique<state>(std::move(settings))) {}
@@ -550,6 +591,18 @@ void node::set_remote_path(session_handle session, std::vector<uri> path) {
     state_->engine.set_remote_path(session, std::move(path));
     state_->drain();
   });
+}
+
+void node::authenticate(session_handle session, uri relay, relay_account account,
+                        std::optional<std::chrono::seconds> expires) {
+  state_->on_io([&] {
+    state_->engine.authenticate(session, std::move(relay), std::move(account), expires);
+    state_->drain();
+  });
+}
+
+std::vector<uri> node::local_path(session_handle session) {
+  return state_->on_io([&] { return state_->engine.local_path(session); });
 }
 
 void node::bind(session_handle session, connection_id connection) {
@@ -661,6 +714,38 @@ std::optional<std::string> relay_server::wait_notice(std::chrono::milliseconds t
   auto next = std::move(st.notices.front());
   st.notices.pop_front();
   return next;
+}
+
+result<std::uint16_t> relay_server::serve_metrics(
+    const std::string& address, std::uint16_t port,
+    std::function<std::string(const relay::stats&)> format) {
+  auto& st = *state_;
+  return st.on_io([&]() -> result<std::uint16_t> {
+    auto acceptor = st.open_acceptor(address, port);
+    if (!acceptor) return acceptor.error();
+    const auto bound = (*acceptor)->local_endpoint().port();
+    asio::co_spawn(st.io, st.serve_metrics(*acceptor, std::move(format)), asio::detached);
+    return bound;
+  });
+}
+
+void relay_server::stop_listening() {
+  state_->on_io([&] {
+    for (auto& acceptor : state_->acceptors)
+      acceptor->close();
+  });
+}
+
+void relay_server::reconfigure(const relay::config& engine,
+                               const std::optional<certificate>& identity) {
+  auto& st = *state_;
+  st.on_io([&] {
+    st.engine.reconfigure(engine);
+    if (identity) {
+      for (auto* context : {&st.server_tls, &st.client_tls})
+        use_identity(*context, *identity);
+    }
+  });
 }
 
 relay::stats relay_server::statistics() {

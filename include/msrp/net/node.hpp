@@ -88,6 +88,11 @@ class node {
   void set_remote_path(session_handle session, std::vector<uri> path);
   void bind(session_handle session, connection_id connection);
   void close_session(session_handle session);
+  /// RFC 4976 client side: see endpoint::authenticate; the result comes as an
+  /// `events::auth_finished` event. Digest hashing is built in.
+  void authenticate(session_handle session, uri relay, relay_account account,
+                    std::optional<std::chrono::seconds> expires = {});
+  std::vector<uri> local_path(session_handle session);
   message_handle send(session_handle session, outgoing_message message);
   message_handle send_empty(session_handle session);
   void abort(message_handle message);

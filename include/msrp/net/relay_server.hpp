@@ -16,6 +16,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,14 @@ class relay_server {
   /// Listens on `address` (an IPv4 or IPv6 literal) and `port` (0: any free port), with TLS
   /// if `tls`; returns the port, which the relay then counts as its own (RFC 4976 §6.2).
   result<std::uint16_t> listen(const std::string& address, std::uint16_t port, bool tls);
+  /// Serves Prometheus text metrics over HTTP on `address` and `port` (0: any free port), each
+  /// scrape made by `format` from the relay's counters; returns the port.
+  result<std::uint16_t> serve_metrics(const std::string& address, std::uint16_t port,
+                                      std::function<std::string(const relay::stats&)> format);
+  /// Stops accepting connections (a graceful shutdown); established ones go on.
+  void stop_listening();
+  /// A reload: new relay settings (the ports are kept) and certificate for new connections.
+  void reconfigure(const relay::config& engine, const std::optional<certificate>& identity);
   /// The next log line (a relay notice), waiting at most `timeout`.
   std::optional<std::string> wait_notice(std::chrono::milliseconds timeout);
   relay::stats statistics();
