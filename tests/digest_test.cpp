@@ -1,7 +1,6 @@
 #include "msrp/digest.hpp"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <cstdint>
 #include <ostream>
@@ -11,35 +10,12 @@
 #include <utility>
 #include <vector>
 
+#include "openssl_hash.hpp"
+
 namespace msrp::digest {
 namespace {
 
-// The hasher an application would inject, built on OpenSSL as the test's own business: the
-// core links no crypto library.
-std::string openssl_hash(std::string_view algorithm, std::string_view data) {
-  const EVP_MD* md = algorithm == "MD5"       ? EVP_md5()
-                     : algorithm == "SHA-256" ? EVP_sha256()
-                                              : nullptr;
-  if (md == nullptr) {
-    ADD_FAILURE() << "the core asked for algorithm " << algorithm;
-    return {};
-  }
-  unsigned char bytes[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), bytes, &length, md, nullptr) != 1) {
-    ADD_FAILURE() << "EVP_Digest failed";
-    return {};
-  }
-  constexpr std::string_view digits = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += digits[bytes[i] >> 4];
-    hex += digits[bytes[i] & 0xF];
-  }
-  return hex;
-}
-
-const hasher hash = openssl_hash;
+const hasher hash = test::openssl_hash;
 
 TEST(Digest, TestHasherGivesKnownDigests) {
   // Guards the tests below against a broken hasher: RFC 1321 §A.5 and FIPS 180-2 §B.1.

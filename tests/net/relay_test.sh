@@ -166,11 +166,14 @@ check "with 481" mentions "$scratch/alice.err" '481'
 # ---------------------------------------------------------------------------------------------
 section "garbage and misaddressed frames"
 raw "$r1_tcp" 'MSRP abcd1234 SEND\r\nTo-Path msrp://x\r\n\r\n' >"$scratch/garbage.out"
+closed=$?
 check "a malformed frame is answered 400" mentions "$scratch/garbage.out" '^MSRP abcd1234 400'
+check "and the relay closes the connection" test $closed -eq 0
 raw "$r1_tcp" 'MSRP abcd1234 SEND\r\nTo-Path: msrp://elsewhere.example.com:9/s;tcp\r\nFrom-Path: msrp://client.invalid/c;tcp\r\n-------abcd1234$\r\n' \
   >"$scratch/elsewhere.out"
-check "a frame for another host: connection dropped, nothing answered" \
-  test ! -s "$scratch/elsewhere.out"
+closed=$?
+check "a frame for another host: connection dropped" test $closed -eq 0
+check "with nothing answered" test ! -s "$scratch/elsewhere.out"
 check "the relay is still up" kill -0 "${pid[r1]}"
 
 # ---------------------------------------------------------------------------------------------
@@ -231,6 +234,17 @@ receive bob "$scratch/bob-again" "$r1" bob "$r1_tls" --count 1
 client alice "$r1" alice "$r1_tls"
 run alice 60 "$msrp" send "${client_options[@]}" --connect "$path" --text "after the restart"
 check "after a restart, delivery works again" test $? -eq 0
+finish bob
+
+# ---------------------------------------------------------------------------------------------
+section "reload"
+kill -HUP "$(process r1)"
+timeout 10 bash -c 'until grep -q "reloaded" "$0"; do sleep 0.05; done' "$scratch/r1.err"
+check "SIGHUP reloads configuration and certificate" mentions "$scratch/r1.err" 'reloaded'
+receive bob "$scratch/bob-reload" "$r1" bob "$r1_tls" --count 1
+client alice "$r1" alice "$r1_tls"
+run alice 60 "$msrp" send "${client_options[@]}" --connect "$path" --text "after the reload"
+check "and the relay still delivers" test $? -eq 0
 finish bob
 
 # ---------------------------------------------------------------------------------------------

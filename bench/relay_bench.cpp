@@ -1,0 +1,168 @@
+// The relay engine with no sockets: S senders each stream one large chunk to their own
+// receiver through one relay core, in 64 KiB reads taken in turn, while the receivers' output
+// is written out (dropped) as fast as it comes. Measures throughput and what the relay holds
+// per session while chunks of any size pass: the queued output (bounded by the output window)
+// and the process's resident memory.
+// Run: build/release/bench/relay_bench   (figures in docs/benchmarks.md)
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <random>
+
+#include "msrp/relay.hpp"
+
+namespace {
+
+using namespace msrp;
+
+/// A stand-in for MD5/SHA-256: the digest only has to be the same on both sides here.
+std::string fake_hash(std::string_view algorithm, std::string_view data) {
+  const auto h = std::hash<std::string_view>{}(data) ^ std::hash<std::string_view>{}(algorithm);
+  char text[17];
+  std::snprintf(text, sizeof text, "%016zx", h);
+  return std::string(text) + std::string(algorithm == digest::md5 ? 16 : 48, '0');
+}
+
+constexpr std::string_view password = "secret";
+constexpr std::size_t read_size = 64 * 1024;
+
+std::size_t resident_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  std::size_t value = 0;
+  while (status >> key) {
+    if (key == "VmRSS:") {
+      status >> value;
+      return value;
+    }
+    status.ignore(4096, '\n');
+  }
+  return 0;
+}
+
+struct harness {
+  std::mt19937_64 random{7};
+  relay core;
+
+  static relay::config settings() {
+    relay::config c;
+    c.host = "relay.example.com";
+    c.realm = "relay.example.com";
+    c.ports = {2855};
+    c.max_sessions_per_user = 1'000'000;
+    return c;
+  }
+
+  harness()
+      : core(
+            settings(), [this] { return random(); }, fake_hash,
+            [](std::string_view user, std::string_view realm, std::string_view algorithm) {
+              return std::optional<std::string>(
+                  digest::ha1(fake_hash, algorithm, user, realm, password));
+            }) {}
+
+  /// The frames `id` has to write, parsed; the output is consumed.
+  std::vector<message> heads(connection_id id) {
+    std::vector<message> found;
+    parser wire;
+    for (auto out = core.output(id); !out.empty(); out = core.output(id)) {
+      std::string_view rest = out;
+      while (!rest.empty()) {
+        const auto e = wire.parse(rest);
+        rest.remove_prefix(e.consumed);
+        if (e.kind == parser::event_kind::head) found.push_back(wire.head());
+        if (e.kind == parser::event_kind::need_more && e.consumed == 0) break;
+      }
+      core.consume_output(id, out.size());
+    }
+    return found;
+  }
+
+  /// Connects a client as `id` and authenticates it (RFC 4976 §5.1); returns its Use-Path URI.
+  std::string authenticate(connection_id id, const std::string& client) {
+    core.accept(id, {.secure = true, .local_port = 2855});
+    const auto auth = [&](const std::string& extra) {
+      core.receive(id, "MSRP auth" + std::to_string(id) + " AUTH\r\nTo-Path: msrps://" +
+                           "relay.example.com:2855;tcp\r\nFrom-Path: " + client + "\r\n" + extra +
+                           "-------auth" + std::to_string(id) + "$\r\n");
+      return heads(id).at(0);
+    };
+    const auto challenged = auth("");
+    const auto ch = digest::challenge::parse(challenged.www_authenticate().at(0));
+    const auto answer = digest::answer(fake_hash, *ch, "user", password,
+                                       "msrps://relay.example.com:2855;tcp", "cnonce", 1);
+    const auto granted = auth("Authorization: " + answer.to_header_value() + "\r\n");
+    return std::string(*granted.header("Use-Path"));
+  }
+};
+
+/// S senders (arg 0), each sending one chunk of arg 1 MiB.
+void BM_RelayStreams(benchmark::State& state) {
+  const auto senders = static_cast<std::size_t>(state.range(0));
+  const auto chunk = static_cast<std::uint64_t>(state.range(1)) << 20;
+  const std::string zeros(read_size, '\0');
+  std::uint64_t peak_queued = 0;
+  std::size_t peak_rss = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const auto rss_before = resident_kib();
+    harness h;
+    struct flow {
+      connection_id from, to;
+      std::uint64_t sent = 0;
+    };
+    std::vector<flow> flows;
+    for (std::size_t i = 0; i < senders; ++i) {
+      const connection_id from = 2 * i + 1, to = 2 * i + 2;
+      const auto client = [](connection_id id) {
+        return "msrps://c" + std::to_string(id) + ".example.com:1/s;tcp";
+      };
+      const auto from_path = h.authenticate(from, client(from));
+      const auto to_path = h.authenticate(to, client(to));
+      h.core.receive(from, "MSRP send" + std::to_string(from) + " SEND\r\nTo-Path: " + from_path +
+                               ' ' + to_path + ' ' + client(to) + "\r\nFrom-Path: " + client(from) +
+                               "\r\nMessage-ID: m" + std::to_string(from) + "\r\nByte-Range: 1-*/" +
+                               std::to_string(chunk) +
+                               "\r\nContent-Type: application/octet-stream\r\n\r\n");
+      flows.push_back({from, to});
+    }
+    state.ResumeTiming();
+    for (std::size_t done = 0; done < senders;) {
+      done = 0;
+      for (auto& f : flows) {
+        if (f.sent < chunk && h.core.wants_input(f.from)) {
+          const auto n = std::min<std::uint64_t>(read_size, chunk - f.sent);
+          h.core.receive(f.from, std::string_view(zeros).substr(0, n));
+          f.sent += n;
+          if (f.sent == chunk) {
+            h.core.receive(f.from, "\r\n-------send" + std::to_string(f.from) + "$\r\n");
+          }
+        }
+        peak_queued = std::max(peak_queued, h.core.statistics().queued_bytes / senders);
+        for (auto out = h.core.output(f.to); !out.empty(); out = h.core.output(f.to)) {
+          h.core.consume_output(f.to, out.size());
+        }
+        h.core.consume_output(f.from, h.core.output(f.from).size());  // its 200
+        if (f.sent == chunk) ++done;
+      }
+      if ((flows.front().sent / read_size) % 64 == 0) {
+        peak_rss = std::max(peak_rss, resident_kib() - std::min(resident_kib(), rss_before));
+      }
+    }
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * senders * chunk));
+  state.counters["queued_per_session_KiB"] = static_cast<double>(peak_queued) / 1024.0;
+  state.counters["rss_growth_per_session_KiB"] =
+      static_cast<double>(peak_rss) / static_cast<double>(senders);
+}
+BENCHMARK(BM_RelayStreams)
+    ->ArgNames({"senders", "chunk_MiB"})
+    ->Args({1, 64})
+    ->Args({1, 1024})
+    ->Args({16, 64})
+    ->Args({256, 4})
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
