@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Peer-to-peer file transfer through the msrp command over loopback, TCP and TLS, beside
-# iperf3 on the same loopback as the ceiling (issue: network edge). Prints one line each.
+# File transfer with the msrp command over loopback: peer to peer over TCP and TLS, and through
+# msrp-relay over TLS, beside iperf3 on the same loopback as the ceiling (issues: network edge,
+# msrp-relay). Prints one line each.
 #   bash scripts/bench-p2p.sh [SIZE_MB]     (default 1024)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,3 +42,23 @@ for mode in tcp tls; do
   cmp -s "$work/file" "$work/out/file" || { echo "msrp $mode: received file differs" >&2; exit 1; }
   python3 -c "print('msrp send/recv over %s: %.0f MB/s (%d MiB in %.2f s)' % ('$mode'.upper(), $size_mb*1048576/1e6/($end-$start), $size_mb, $end-$start))"
 done
+
+# Through msrp-relay on loopback, TLS on both legs: what the relay costs (issue: msrp-relay).
+cmake --build --preset release --target msrp-relay >/dev/null
+"build/release/apps/msrp-relay/msrp-relay" --state-dir "$work/relay" --listen 127.0.0.1:0 \
+  2>"$work/relay.log" &
+pids+=($!)
+for _ in $(seq 50); do grep -q 'as msrps://' "$work/relay.log" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's|.*as msrps://localhost:\([0-9]*\);tcp.*|\1|p' "$work/relay.log" | head -1)
+via=(--relay "msrps://localhost:$port;tcp" --user demo --password-file "$work/relay/demo-password"
+  --ca-file "$work/relay/cert.pem")
+rm -rf "$work/out" "$work/uri"
+"$msrp" recv "${via[@]}" --uri-file "$work/uri" --dir "$work/out" --count 1 >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/uri" ] && break; sleep 0.1; done
+start=$(date +%s.%N)
+"$msrp" send "${via[@]}" --file "$work/file" --connect "$(tr -d "'" <"$work/uri")" >/dev/null
+end=$(date +%s.%N)
+wait "${pids[-1]}"
+cmp -s "$work/file" "$work/out/file" || { echo "msrp via relay: received file differs" >&2; exit 1; }
+python3 -c "print('msrp send/recv through msrp-relay, TLS: %.0f MB/s (%d MiB in %.2f s)' % ($size_mb*1048576/1e6/($end-$start), $size_mb, $end-$start))"
