@@ -14,6 +14,8 @@ namespace {
 // RFC 4975 §7.1.1: chunks are interrupted only once at least 2048 octets went out, and a
 // chunk of more than 2048 octets must say "*" for its range-end.
 constexpr std::uint64_t min_interrupted_chunk = 2048;
+// Nonces one connection may hold: two challenges (two algorithms each) and a nextnonce.
+constexpr std::size_t max_nonces = 8;
 
 std::string_view first_hop(std::string_view path) {
   return path.substr(0, path.find(' '));
@@ -111,8 +113,9 @@ struct relay::state {
     unsigned failures = 0;
     // Input: frames received, in order; only the front one can own a target.
     std::deque<std::unique_ptr<forward>> forwards;
-    std::optional<local> handling;  // the request being received, when not forwarded
-    std::string unparsed;           // received bytes the parser left unconsumed
+    std::optional<local> handling;   // the request being received, when not forwarded
+    std::string unparsed;            // received bytes the parser left unconsumed
+    std::deque<std::string> nonces;  // issued to it, oldest first (some may have expired)
     // Output.
     std::string out;
     // The bytes `output()` handed out, and how many of them were written: kept unchanged until
@@ -192,11 +195,18 @@ struct relay::state {
     return nonce;
   }
 
-  std::string issue_nonce(connection_id id, std::string_view algorithm) {
+  /// A fresh nonce for connection `c`. A connection holds at most `max_nonces` of them (the
+  /// oldest is forgotten first), so AUTHs without credentials cannot fill memory.
+  std::string issue_nonce(connection& c, std::string_view algorithm) {
     auto nonce = make_nonce();
     const auto expires = now + settings.nonce_lifetime;
-    nonces[nonce] = {id, std::string(algorithm), expires};
+    nonces[nonce] = {c.id, std::string(algorithm), expires};
     schedule(expires);
+    c.nonces.push_back(nonce);
+    if (c.nonces.size() > max_nonces) {
+      nonces.erase(c.nonces.front());
+      c.nonces.pop_front();
+    }
     return nonce;
   }
 
@@ -633,7 +643,7 @@ struct relay::state {
     for (const auto algorithm : {digest::sha256, digest::md5}) {
       digest::challenge ch;
       ch.realm = settings.realm;
-      ch.nonce = issue_nonce(c.id, algorithm);
+      ch.nonce = issue_nonce(c, algorithm);
       ch.algorithm = std::string(algorithm);
       ch.stale = stale;
       extra.push_back({"WWW-Authenticate", ch.to_header_value()});
@@ -710,7 +720,7 @@ struct relay::state {
     use_path.pop_back();
     use_path.push_back(s->self);
     digest::authentication_info info;
-    info.nextnonce = issue_nonce(c.id, cr.algorithm);
+    info.nextnonce = issue_nonce(c, cr.algorithm);
     info.rspauth = digest::rspauth(hash, cr, *ha1);
     info.cnonce = cr.cnonce;
     info.nc = cr.nc;
@@ -811,6 +821,8 @@ struct relay::state {
         send_response(*source, p.in_tid, p.reply_path, p.self, 481, why);
       }
     }
+    for (const auto& nonce : c->nonces)
+      nonces.erase(nonce);
     if (c->outgoing) outgoing.erase(c->authority);
     connections.erase(id);
     counters.connections = connections.size();

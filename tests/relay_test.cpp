@@ -690,6 +690,27 @@ TEST_P(Relay, NonceFromAnotherConnectionIsStale) {
   EXPECT_EQ(statuses(h.take(alice_connection)), std::vector<int>{200});
 }
 
+TEST_P(Relay, AConnectionHoldsAFewNoncesOnly) {
+  // Challenges cost memory: a connection keeps its latest 8 nonces (4 challenges of two
+  // algorithms); an older one is forgotten, and answering it is stale.
+  h.accept(alice_connection);
+  const auto oldest = get_challenge(h, a);
+  ASSERT_TRUE(oldest);
+  std::optional<digest::challenge> latest;
+  for (int i = 0; i < 4; ++i) {
+    latest = get_challenge(h, a);
+    ASSERT_TRUE(latest);
+  }
+  h.receive(alice_connection,
+            auth_text("old00001", alice_uri, {{"Authorization", authorization(*oldest, "alice")}}));
+  auto frames = h.take(alice_connection);
+  ASSERT_EQ(statuses(frames), std::vector<int>{401}) << describe(frames);
+  EXPECT_TRUE(challenge_for(frames[0], digest::sha256)->stale);
+  h.receive(alice_connection,
+            auth_text("new00001", alice_uri, {{"Authorization", authorization(*latest, "alice")}}));
+  EXPECT_EQ(statuses(h.take(alice_connection)), std::vector<int>{200});
+}
+
 TEST_P(Relay, ExpiredNonceIsStale) {
   auto settings = relay_settings();
   settings.nonce_lifetime = 10s;
