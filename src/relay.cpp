@@ -415,12 +415,29 @@ struct relay::state {
   void on_piece(forward& f, std::string_view bytes) {
     if (f.failure) return;
     auto* target = find(f.target);
+    // RFC 4975 §7.1.1: a body cannot run past its Byte-Range end or total. Such a chunk is not
+    // passed on: what went out of it is aborted and the sender is answered 400.
+    if (f.is_send && f.forwarded + f.held.size() + bytes.size() > room(f.range)) {
+      if (f.granted && target) {
+        close_chunk(*target, f, end_flag::aborted);
+        release(*target);
+      }
+      fail_forward(f, 400, "Body longer than its Byte-Range");
+      return;
+    }
     if (f.granted && target) {
       write_body(*target, f, bytes);
       service(*target);
       return;
     }
     f.held.append(bytes);
+  }
+
+  /// How many body bytes a chunk with Byte-Range `r` may carry.
+  static std::uint64_t room(const byte_range& r) {
+    if (r.end) return *r.end + 1 - r.start;
+    if (r.total) return *r.total + 1 - r.start;
+    return UINT64_MAX;
   }
 
   /// `f`'s end-line arrived.

@@ -892,6 +892,24 @@ TEST(RelayAuth, SplitAtEveryPoint) {
 
 // --- Forwarding between two clients of this relay (RFC 4976 §6.4) ---------------------------
 
+TEST_P(Relay, FuzzFindBodyLongerThanByteRangeIs400) {
+  // Found by fuzz_relay: a body that runs past its Byte-Range total made the relay forward
+  // continuation ranges past the total, and REPORTs with such ranges, that no peer can parse.
+  // Now the chunk is not passed on (what went out is aborted) and the sender gets 400.
+  two_clients();
+  const auto head = send_head("long0001", path_between(a, b), alice_uri, "m-long", "1-*/3000");
+  h.receive(alice_connection, frame_text(head, std::string(5000, 'x')));
+  const auto to_alice = h.take(alice_connection);
+  ASSERT_EQ(statuses(to_alice), std::vector<int>{400}) << describe(to_alice);
+  for (const auto& f : h.take(bob_connection)) {
+    EXPECT_EQ(f.flag, end_flag::aborted) << "nothing of it may complete at Bob";
+    EXPECT_LE(f.body.size(), 3000u);
+  }
+  // The connection goes on.
+  h.receive(alice_connection, send_text("next0001", path_between(a, b), alice_uri, "m-next", "ok"));
+  EXPECT_EQ(statuses(h.take(alice_connection)), std::vector<int>{200});
+}
+
 TEST_P(Relay, ForwardsSendBetweenTwoClients) {
   two_clients();
   ASSERT_NE(a.use_path, b.use_path);
