@@ -536,6 +536,7 @@ struct relay_server::state : transport<relay_server::state> {
 
   void opened(connection_id id, const std::string& peer, std::optional<listener_info> listener,
               bool verified) {
+    engine.advance(clock::now());  // probation starts now, not at the last event
     if (listener) {
       engine.accept(id, peer_info{listener->tls, listener->port, verified, peer});
     } else {
