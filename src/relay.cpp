@@ -112,7 +112,8 @@ struct relay::state {
     std::optional<clock::time_point> probation{};
     unsigned failures = 0;
     // Input: frames received, in order; only the front one can own a target.
-    std::deque<std::unique_ptr<forward>> forwards;
+    // Shared: whoever works on one keeps it alive while what it calls may finish and drop it.
+    std::deque<std::shared_ptr<forward>> forwards;
     std::optional<local> handling;   // the request being received, when not forwarded
     std::string unparsed;            // received bytes the parser left unconsumed
     std::deque<std::string> nonces;  // issued to it, oldest first (some may have expired)
@@ -378,9 +379,9 @@ struct relay::state {
       target.waiters.pop_front();
       auto* source = find(next);
       if (!source || source->forwards.empty()) continue;
-      auto& f = *source->forwards.front();
-      if (f.target != target.id || f.granted || !f.waiting) continue;
-      grant(target, f);
+      const auto f = source->forwards.front();
+      if (f->target != target.id || f->granted || !f->waiting) continue;
+      grant(target, *f);
     }
   }
 
@@ -458,12 +459,13 @@ struct relay::state {
   /// dropped, and the next one asks for its target.
   void settle(connection& c) {
     while (!c.forwards.empty() && c.forwards.front()->failure && c.forwards.front()->ended) {
-      answer_sender(*c.forwards.front());
+      const auto f = c.forwards.front();
       c.forwards.pop_front();
+      answer_sender(*f);
     }
     if (c.forwards.empty()) return;
-    auto& f = *c.forwards.front();
-    if (!f.failure && !f.granted && !f.waiting) request_target(f);
+    const auto f = c.forwards.front();
+    if (!f->failure && !f->granted && !f->waiting) request_target(*f);
   }
 
   /// `f` cannot be delivered: its target closed or could not be reached.
@@ -543,7 +545,7 @@ struct relay::state {
     }
     if (next_hop) target = connection_to(*next_hop);
 
-    auto f = std::make_unique<forward>();
+    auto f = std::make_shared<forward>();
     f->source = c.id;
     f->target = target;
     f->head = head;
@@ -565,7 +567,10 @@ struct relay::state {
     f->range = head.byte_range().value_or(byte_range{});
     c.probation.reset();
     c.forwards.push_back(std::move(f));
-    if (c.forwards.size() == 1) request_target(*c.forwards.front());
+    if (c.forwards.size() == 1) {
+      const auto first = c.forwards.front();
+      request_target(*first);
+    }
   }
 
   /// The connection to the host and port of `next` (§6.4.2: reuse one if it exists).
@@ -588,7 +593,8 @@ struct relay::state {
 
   void on_body(connection& c, std::string_view bytes) {
     if (c.handling || c.forwards.empty()) return;
-    on_piece(*c.forwards.back(), bytes);
+    const auto f = c.forwards.back();
+    on_piece(*f, bytes);
   }
 
   void on_frame_end(connection& c, end_flag flag) {
@@ -600,7 +606,9 @@ struct relay::state {
       if (request.answer == 0) return authenticate(c, request.head);
       return refuse_now(c, request);
     }
-    if (!c.forwards.empty()) on_end(*c.forwards.back(), flag);
+    if (c.forwards.empty()) return;
+    const auto f = c.forwards.back();
+    on_end(*f, flag);
   }
 
   /// Answers a refused request as its method and Failure-Report allow (RFC 4975 §7.2).
@@ -825,7 +833,9 @@ struct relay::state {
     const std::string why = c->connecting ? "next hop unreachable" : "next hop closed";
     for (auto& [other_id, other] : connections) {
       if (other_id == id) continue;
-      for (auto& f : other.forwards) {
+      // A copy: a failure REPORT may let other forwards finish and leave the queue.
+      const auto queued = std::vector(other.forwards.begin(), other.forwards.end());
+      for (const auto& f : queued) {
         if (f->target == id) fail_forward(*f, 481, why);
       }
       settle(other);

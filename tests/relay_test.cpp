@@ -910,6 +910,29 @@ TEST_P(Relay, FuzzFindBodyLongerThanByteRangeIs400) {
   EXPECT_EQ(statuses(h.take(alice_connection)), std::vector<int>{200});
 }
 
+TEST_P(Relay, FuzzFindSendThroughOwnSessionTwice) {
+  // Found by fuzz_relay (heap-use-after-free): a SEND whose To-Path names the sender's own
+  // session twice is forwarded back over the sender's own connection; answering its end-line
+  // could let that very forward finish and be freed while still in use.
+  two_clients();
+  h.receive(alice_connection,
+            frame_text(send_head("self0001", path_between(a, b), alice_uri, "m-1", "1-*/6000"),
+                       std::string(1431, 'x'), end_flag::continued));
+  const auto loop = path_of({a.use_path, a.use_path, bob_uri});
+  const std::string body(2700, 'y');
+  h.receive(alice_connection,
+            frame_text(send_head("self0002", loop, alice_uri, "m-2", "3001-5700/6000"), body));
+  const auto to_alice = h.take(alice_connection);
+  std::vector<int> answers;
+  std::string looped;
+  for (const auto& f : to_alice) {
+    if (!f.head.is_request()) answers.push_back(f.head.status_code);
+    if (f.head.message_id() == "m-2") looped += f.body;
+  }
+  EXPECT_EQ(answers, (std::vector<int>{200, 200})) << describe(to_alice);
+  EXPECT_EQ(looped, body) << "the SEND comes back over Alice's own connection, whole";
+}
+
 TEST_P(Relay, ForwardsSendBetweenTwoClients) {
   two_clients();
   ASSERT_NE(a.use_path, b.use_path);
