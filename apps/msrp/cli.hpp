@@ -42,9 +42,10 @@ struct meeting_options {
   std::uint64_t chunk_size = 0;  ///< Chunk ceiling; 0: none.
   // Through a relay (RFC 4976): connect to it, AUTH, and use its Use-Path. The connecting
   // side sends to the path in `connect`; the other writes its path to `uri_file`.
-  std::string relay;          ///< The relay's URI, such as msrps://relay.example.com:2855;tcp.
+  /// Our relays, innermost first, such as msrps://relay.example.com:2855;tcp (RFC 4976 §5.1).
+  std::vector<std::string> relay;
   std::string user;           ///< The Digest user name.
-  std::string password_file;  ///< First line: the password (or $MSRP_PASSWORD).
+  std::string password_file;  ///< First line: the password (or $MSRP_PASSWORD); mode 0600.
 };
 
 /// A session with a peer, ready to send and receive.

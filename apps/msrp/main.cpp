@@ -33,10 +33,12 @@ void add_meeting_options(CLI::App& command, msrp::cli::meeting_options& m) {
   command.add_option("--max-size", m.max_size, "Refuse messages larger than this (413)");
   command.add_option("--chunk-size", m.chunk_size, "Largest chunk to send, in bytes");
   command.add_option("--relay", m.relay,
-                     "Go through this MSRP relay (RFC 4976), e.g. 'msrps://host:2855;tcp'");
+                     "Go through this MSRP relay (RFC 4976), e.g. 'msrps://host:2855;tcp'; "
+                     "repeat for more, innermost first");
   command.add_option("--user", m.user, "User name at the relay");
   command.add_option("--password-file", m.password_file,
-                     "File whose first line is the relay password (default: $MSRP_PASSWORD)");
+                     "File (mode 0600) whose first line is the relay password "
+                     "(default: $MSRP_PASSWORD)");
   command.callback([&command, &m] {
     const int modes = !m.connect.empty() + !m.listen.empty();
     if (!m.write_offer.empty() != !m.read_answer.empty() ||

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <thread>
 
+#include <sys/stat.h>
+
 #include "cli.hpp"
 #include "msrp/sdp.hpp"
 
@@ -149,53 +151,42 @@ std::variant<meeting, failure> quick_connect(net::node& node, const meeting_opti
   return meeting{session, {"*"}};
 }
 
-/// The relay's password: the first line of --password-file, or $MSRP_PASSWORD.
-std::optional<std::string> relay_password(const meeting_options& options) {
+/// The relay password: the first line of --password-file, which must be private to its owner
+/// (like ssh keys: a password readable by others is refused), or $MSRP_PASSWORD. Never an
+/// argument, which other users could read in the process list.
+std::variant<std::string, failure> relay_password(const meeting_options& options) {
   if (options.password_file.empty()) {
     const char* value = std::getenv("MSRP_PASSWORD");
-    if (!value) return std::nullopt;
+    if (!value) {
+      return failure{exit_status::bad_input, "--relay needs --password-file or MSRP_PASSWORD"};
+    }
     return std::string(value);
+  }
+  struct stat info {};
+  if (::stat(options.password_file.c_str(), &info) != 0) {
+    return failure{exit_status::bad_input, "cannot read " + options.password_file};
+  }
+  if (info.st_mode & 077) {
+    return failure{exit_status::bad_input,
+                   options.password_file + " is readable by others; chmod 600 it"};
   }
   std::ifstream in(options.password_file);
   std::string line;
-  if (!std::getline(in, line)) return std::nullopt;
-  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (!std::getline(in, line) || line.empty()) {
+    return failure{exit_status::bad_input, "no password in " + options.password_file};
+  }
+  if (line.back() == '\r') line.pop_back();
   return line;
 }
 
-/// Through a relay (RFC 4976 §5.1): connect to it, AUTH, then either send to the peer's path
-/// (`--connect`) or announce our path, the Use-Path reversed and our URI (`--uri-file`).
-std::variant<meeting, failure> via_relay(net::node& node, const meeting_options& options) {
-  const auto relay = uri::parse(options.relay);
-  if (!relay) return failure{exit_status::bad_input, "bad relay URI: " + options.relay};
-  if (options.user.empty()) return failure{exit_status::bad_input, "--relay needs --user"};
-  const auto password = relay_password(options);
-  if (!password) {
-    return failure{exit_status::bad_input, "--relay needs --password-file or MSRP_PASSWORD"};
-  }
-  std::vector<uri> peer_path;
-  if (!options.connect.empty()) {
-    auto parsed = parse_path(options.connect);
-    if (!parsed) return failure{exit_status::bad_input, "bad MSRP path: " + options.connect};
-    peer_path = std::move(*parsed);
-  }
-  const auto session = node.open_session({.secure = relay->is_secure(),
-                                          .host = "client.invalid",
-                                          .port = std::nullopt,
-                                          .accept_types = options.accept_types,
-                                          .max_size = options.max_size});
-  // RFC 4975 §5.4: the relay's certificate must be valid for its host name.
-  auto connection = node.connect(*relay, std::nullopt);
-  if (!connection) {
-    return network_failure("cannot connect to relay " + relay->to_string(), connection.error());
-  }
-  node.bind(session, *connection);
-  node.authenticate(session, *relay, {options.user, *password});
+/// Waits for the end of an AUTH exchange on `connection`.
+std::optional<failure> await_auth(net::node& node, connection_id connection,
+                                  const std::string& relay) {
   for (;;) {
     const auto e = node.wait_event(std::chrono::seconds(60));
-    if (!e) return failure{exit_status::network, "relay did not answer AUTH"};
+    if (!e) return failure{exit_status::network, "relay " + relay + " did not answer AUTH"};
     if (const auto* closed = std::get_if<net::connection_closed>(&*e)) {
-      if (closed->connection == *connection) {
+      if (closed->connection == connection) {
         return network_failure("relay closed the connection", closed->error);
       }
       continue;
@@ -203,12 +194,48 @@ std::variant<meeting, failure> via_relay(net::node& node, const meeting_options&
     const auto* ev = std::get_if<msrp::event>(&*e);
     const auto* done = ev ? std::get_if<events::auth_finished>(ev) : nullptr;
     if (!done) continue;
-    if (done->status != 200) {
-      return failure{done->status == 0 || done->status == 408 ? exit_status::network
-                                                              : exit_status::not_delivered,
-                     "relay refused AUTH: " + std::to_string(done->status) + ' ' + done->comment};
-    }
-    break;
+    if (done->status == 200) return std::nullopt;
+    return failure{
+        done->status == 0 || done->status == 408 ? exit_status::network
+                                                 : exit_status::not_delivered,
+        "relay " + relay + " refused AUTH: " + std::to_string(done->status) + ' ' + done->comment};
+  }
+}
+
+/// Through relays (RFC 4976 §5.1): connect to the first, AUTH to each in turn (the outer ones
+/// through the inner ones), then either send to the peer's path (`--connect`) or announce our
+/// path, the Use-Path reversed and our URI (`--uri-file`).
+std::variant<meeting, failure> via_relay(net::node& node, const meeting_options& options) {
+  std::vector<uri> relays;
+  for (const auto& text : options.relay) {
+    auto parsed = uri::parse(text);
+    if (!parsed) return failure{exit_status::bad_input, "bad relay URI: " + text};
+    relays.push_back(std::move(*parsed));
+  }
+  if (options.user.empty()) return failure{exit_status::bad_input, "--relay needs --user"};
+  auto password = relay_password(options);
+  if (const auto* f = std::get_if<failure>(&password)) return *f;
+  std::vector<uri> peer_path;
+  if (!options.connect.empty()) {
+    auto parsed = parse_path(options.connect);
+    if (!parsed) return failure{exit_status::bad_input, "bad MSRP path: " + options.connect};
+    peer_path = std::move(*parsed);
+  }
+  const auto& first = relays.front();
+  const auto session = node.open_session({.secure = first.is_secure(),
+                                          .host = "client.invalid",
+                                          .port = std::nullopt,
+                                          .accept_types = options.accept_types,
+                                          .max_size = options.max_size});
+  // RFC 4975 §5.4: the relay's certificate must be valid for its host name.
+  auto connection = node.connect(first, std::nullopt);
+  if (!connection) {
+    return network_failure("cannot connect to relay " + first.to_string(), connection.error());
+  }
+  node.bind(session, *connection);
+  for (const auto& relay : relays) {
+    node.authenticate(session, relay, {options.user, std::get<std::string>(password)});
+    if (auto failed = await_auth(node, *connection, relay.to_string())) return *failed;
   }
   if (!peer_path.empty()) {
     node.set_remote_path(session, peer_path);
