@@ -51,9 +51,8 @@ void add_meeting_options(CLI::App& command, msrp::cli::meeting_options& m) {
     if (!m.connect.empty() && !m.listen.empty()) {
       throw CLI::ValidationError("--listen and --connect exclude each other");
     }
-    if (!m.relay.empty() &&
-        (!m.listen.empty() || !m.write_offer.empty() || !m.read_offer.empty())) {
-      throw CLI::ValidationError("--relay works with --connect PATH or alone (then --uri-file)");
+    if (!m.relay.empty() && !m.listen.empty()) {
+      throw CLI::ValidationError("--relay and --listen exclude each other");
     }
     if (modes == 0 && m.write_offer.empty() && m.read_offer.empty() && m.relay.empty()) {
       throw CLI::ValidationError(command.get_name() + ": give --listen, --connect or SDP files");

@@ -202,10 +202,9 @@ std::optional<failure> await_auth(net::node& node, connection_id connection,
   }
 }
 
-/// Through relays (RFC 4976 §5.1): connect to the first, AUTH to each in turn (the outer ones
-/// through the inner ones), then either send to the peer's path (`--connect`) or announce our
-/// path, the Use-Path reversed and our URI (`--uri-file`).
-std::variant<meeting, failure> via_relay(net::node& node, const meeting_options& options) {
+/// Through relays (RFC 4976 §5.1): connects to the first, authenticates to each in turn (the
+/// outer ones through the inner ones) and returns the session, bound to that connection.
+std::variant<session_handle, failure> join_relays(net::node& node, const meeting_options& options) {
   std::vector<uri> relays;
   for (const auto& text : options.relay) {
     auto parsed = uri::parse(text);
@@ -215,16 +214,12 @@ std::variant<meeting, failure> via_relay(net::node& node, const meeting_options&
   if (options.user.empty()) return failure{exit_status::bad_input, "--relay needs --user"};
   auto password = relay_password(options);
   if (const auto* f = std::get_if<failure>(&password)) return *f;
-  std::vector<uri> peer_path;
-  if (!options.connect.empty()) {
-    auto parsed = parse_path(options.connect);
-    if (!parsed) return failure{exit_status::bad_input, "bad MSRP path: " + options.connect};
-    peer_path = std::move(*parsed);
-  }
   const auto& first = relays.front();
+  // Our URI is never connected to (the relay delivers over our connection), but RFC 4976 §8
+  // wants an explicit port in paths exchanged in SDP: 9, the discard port, says so.
   const auto session = node.open_session({.secure = first.is_secure(),
                                           .host = "client.invalid",
-                                          .port = std::nullopt,
+                                          .port = 9,
                                           .accept_types = options.accept_types,
                                           .max_size = options.max_size});
   // RFC 4975 §5.4: the relay's certificate must be valid for its host name.
@@ -237,6 +232,21 @@ std::variant<meeting, failure> via_relay(net::node& node, const meeting_options&
     node.authenticate(session, relay, {options.user, std::get<std::string>(password)});
     if (auto failed = await_auth(node, *connection, relay.to_string())) return *failed;
   }
+  return session;
+}
+
+/// Quick mode through relays: send to the peer's path (`--connect`), or announce ours, the
+/// Use-Path reversed and our URI (`--uri-file`).
+std::variant<meeting, failure> via_relay(net::node& node, const meeting_options& options) {
+  std::vector<uri> peer_path;
+  if (!options.connect.empty()) {
+    auto parsed = parse_path(options.connect);
+    if (!parsed) return failure{exit_status::bad_input, "bad MSRP path: " + options.connect};
+    peer_path = std::move(*parsed);
+  }
+  const auto joined = join_relays(node, options);
+  if (const auto* f = std::get_if<failure>(&joined)) return *f;
+  const auto session = std::get<session_handle>(joined);
   if (!peer_path.empty()) {
     node.set_remote_path(session, peer_path);
     node.send_empty(session);  // RFC 4975 §5.4, and the peer learns our path from it
@@ -249,6 +259,25 @@ std::variant<meeting, failure> via_relay(net::node& node, const meeting_options&
     return failure{exit_status::bad_input, "cannot write " + options.uri_file};
   }
   return meeting{session, {"*"}};
+}
+
+/// Our media description behind relays (RFC 4976 §5.1): the path is the Use-Path reversed
+/// and our URI; the c= and m= lines copy the first URI (RFC 4975 §8.1). We are always
+/// connected to our relay, so we offer actpass and answer active: a peer without relays may
+/// connect to our relay or be reached through it.
+media_description relay_media(net::node& node, const meeting_options& options,
+                              session_handle session) {
+  media_description media;
+  media.path = node.local_path(session);
+  const auto& first = media.path.front();
+  media.tls = first.is_secure();
+  media.port = first.port().value_or(2855);
+  media.address = first.host();
+  media.ipv6 = first.kind() == host_kind::ipv6;
+  media.accept_types = options.accept_types;
+  media.max_size = options.max_size;
+  media.setup = setup_role::active;
+  return media;
 }
 
 /// Our media description: a listening URI, the types we take, our fingerprint.
@@ -278,12 +307,22 @@ std::optional<fingerprint> first_fingerprint(const media_description& media) {
 /// makes it the active side.
 std::variant<meeting, failure> offer(net::node& node, const meeting_options& options,
                                      const net::node::options& settings) {
-  const auto listened = listen_with_session(node, options, options.tls);
-  if (const auto* f = std::get_if<failure>(&listened)) return *f;
-  const auto& [session, address, port] = std::get<listening>(listened);
+  const bool relayed = !options.relay.empty();
+  session_handle session = 0;
   session_description sdp;
-  sdp.media = local_media(node, options, settings, session, port, address);
-  sdp.origin.address = address;
+  if (relayed) {
+    const auto joined = join_relays(node, options);
+    if (const auto* f = std::get_if<failure>(&joined)) return *f;
+    session = std::get<session_handle>(joined);
+    sdp.media = relay_media(node, options, session);
+  } else {
+    const auto listened = listen_with_session(node, options, options.tls);
+    if (const auto* f = std::get_if<failure>(&listened)) return *f;
+    const auto& [listener, address, port] = std::get<listening>(listened);
+    session = listener;
+    sdp.media = local_media(node, options, settings, session, port, address);
+  }
+  sdp.origin.address = sdp.media.address;
   sdp.origin.ipv6 = sdp.media.ipv6;
   sdp.media.setup = setup_role::actpass;
   if (!write_text(options.write_offer, format_sdp(sdp))) {
@@ -296,6 +335,10 @@ std::variant<meeting, failure> offer(net::node& node, const meeting_options& opt
     return failure{exit_status::bad_input, "malformed SDP answer: " + answer.error().message()};
   }
   node.set_remote_path(session, answer->media.path);
+  if (relayed) {
+    node.send_empty(session);  // binds a passive answerer's session (RFC 4975 §5.4)
+    return meeting{session, answer->media.accept_types};
+  }
   if (const auto peer = first_fingerprint(answer->media)) node.expect_client(*peer);
   if (is_active(sdp.media, answer->media, true)) {
     if (auto failed = connect_and_bind(node, session, answer->media.path.front(),
@@ -315,17 +358,28 @@ std::variant<meeting, failure> answer(net::node& node, const meeting_options& op
   if (!offered) {
     return failure{exit_status::bad_input, "malformed SDP offer: " + offered.error().message()};
   }
-  meeting_options mine = options;
-  mine.tls = offered->media.tls;
-  // Listen in case the answer makes us passive (an offer without a=setup, RFC 4975 §5.4).
-  const auto listened = listen_with_session(node, options, mine.tls);
-  if (const auto* f = std::get_if<failure>(&listened)) return *f;
-  const auto& [session, address, port] = std::get<listening>(listened);
-  const auto local = local_media(node, mine, settings, session, port, address);
+  const bool relayed = !options.relay.empty();
+  session_handle session = 0;
+  media_description local;
+  if (relayed) {
+    const auto joined = join_relays(node, options);
+    if (const auto* f = std::get_if<failure>(&joined)) return *f;
+    session = std::get<session_handle>(joined);
+    local = relay_media(node, options, session);
+  } else {
+    meeting_options mine = options;
+    mine.tls = offered->media.tls;
+    // Listen in case the answer makes us passive (an offer without a=setup, RFC 4975 §5.4).
+    const auto listened = listen_with_session(node, options, mine.tls);
+    if (const auto* f = std::get_if<failure>(&listened)) return *f;
+    const auto& [listener, address, port] = std::get<listening>(listened);
+    session = listener;
+    local = local_media(node, mine, settings, session, port, address);
+  }
   const auto media = make_answer(offered->media, local);
   if (!media) return failure{exit_status::bad_input, "cannot answer: " + media.error().message()};
   session_description sdp;
-  sdp.origin.address = address;
+  sdp.origin.address = local.address;
   sdp.origin.ipv6 = local.ipv6;
   sdp.media = *media;
   node.set_remote_path(session, offered->media.path);
@@ -333,6 +387,7 @@ std::variant<meeting, failure> answer(net::node& node, const meeting_options& op
   if (!write_text(options.write_answer, format_sdp(sdp))) {
     return failure{exit_status::bad_input, "cannot write " + options.write_answer};
   }
+  if (relayed) return meeting{session, offered->media.accept_types};
   if (is_active(*media, offered->media, false)) {
     if (auto failed = connect_and_bind(node, session, offered->media.path.front(),
                                        first_fingerprint(offered->media))) {
@@ -365,9 +420,9 @@ std::variant<net::node::options, failure> node_options(const meeting_options& op
 
 std::variant<meeting, failure> meet(net::node& node, const meeting_options& options,
                                     const net::node::options& settings) {
-  if (!options.relay.empty()) return via_relay(node, options);
   if (!options.write_offer.empty()) return offer(node, options, settings);
   if (!options.read_offer.empty()) return answer(node, options, settings);
+  if (!options.relay.empty()) return via_relay(node, options);
   if (!options.connect.empty()) return quick_connect(node, options);
   return quick_listen(node, options, settings);
 }

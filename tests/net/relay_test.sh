@@ -120,7 +120,7 @@ check "the relay listens on TLS and TCP" test -n "$r1_tls" -a -n "$r1_tcp" -a -n
 check "it made its certificate" test -s "$r1/cert.pem"
 receive bob "$scratch/bob" "$r1" bob "$r1_tls" --count 1
 check "bob's path is the relay's URI then his own" \
-  mentions "$scratch/bob.uri" "^'msrps://localhost:$r1_tls/[A-Za-z0-9]{16};tcp msrps://client.invalid/"
+  mentions "$scratch/bob.uri" "^'msrps://localhost:$r1_tls/[A-Za-z0-9]{16};tcp msrps://client.invalid:9/"
 client alice "$r1" alice "$r1_tls"
 run alice 60 "$msrp" send "${client_options[@]}" --connect "$path" --text "hello through the relay"
 check "alice's send exits 0" test $? -eq 0
@@ -131,6 +131,21 @@ saved=$(cut -f1 "$scratch/bob.out" | head -1)
 check "bob got the text" equal "$(cat "$saved" 2>/dev/null)" "hello through the relay"
 check "the relay logged both sessions" \
   test "$(grep -c 'session .* opened for' "$scratch/r1.err")" -ge 2
+
+# RFC 4976 §5.1 with SDP: each side's a=path is its Use-Path reversed, then its own URI.
+client alice "$r1" alice "$r1_tls"
+alice_via=("${client_options[@]}")
+client bob "$r1" bob "$r1_tls"
+spawn alice 60 "$msrp" send "${alice_via[@]}" --write-offer "$scratch/offer.sdp" \
+  --read-answer "$scratch/answer.sdp" --text "offered through the relay"
+run bob 60 "$msrp" recv "${client_options[@]}" --read-offer "$scratch/offer.sdp" \
+  --write-answer "$scratch/answer.sdp" --dir "$scratch/bob-sdp" --count 1
+check "SDP offer/answer through the relay: recv exits 0" test $? -eq 0
+finish alice
+check "and send exits 0" test $? -eq 0
+check "the offer's path is the relay's URI, then alice's" \
+  mentions "$scratch/offer.sdp" "^a=path:msrps://localhost:$r1_tls/[A-Za-z0-9]{16};tcp msrps://client.invalid:9/"
+check "bob got it" equal "$(cat "$scratch"/bob-sdp/*.txt 2>/dev/null)" "offered through the relay"
 
 # ---------------------------------------------------------------------------------------------
 section "a $big_mb MiB file through the relay"
