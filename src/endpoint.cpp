@@ -66,6 +66,10 @@ class interval_set {
     if (size == 0) return true;
     return !ranges_.empty() && ranges_.begin()->first == 0 && ranges_.begin()->second >= size;
   }
+  /// The end of the range that starts at 0: how many bytes are covered from the start.
+  std::uint64_t prefix() const {
+    return ranges_.empty() || ranges_.begin()->first != 0 ? 0 : ranges_.begin()->second;
+  }
   const std::map<std::uint64_t, std::uint64_t>& ranges() const { return ranges_; }
 
  private:
@@ -149,12 +153,14 @@ struct endpoint::state {
     bool flushed = false;                     // the last chunk left through consume_output
     bool queued = false;                      // in a waiting or ready list, or the current chunk
     bool finished = false;                    // its outcome was reported
-    bool abandoned = false;                   // the application aborted it
+    bool abandoned = false;                   // aborted, or timed out paused: ends with '#'
     std::vector<std::string> transactions{};  // ids of its chunks awaiting a response
     connection_id connection = 0;             // where those chunks went
     interval_set reported{};                  // bytes covered by success REPORTs
     bool report_seen = false;
     std::optional<clock::time_point> report_deadline{};
+    bool paused = false;       // waits for success REPORTs (unconfirmed_window)
+    std::uint64_t body_end{};  // stream offset just past its last body byte written
   };
 
   struct incoming {
@@ -165,6 +171,7 @@ struct endpoint::state {
     bool streaming = false;
     std::string opening;  // its first bytes, where a message/cpim names its payload
     bool payload_checked = false;
+    std::uint64_t progress_reported = 0;  // bytes from the start its last progress REPORT covered
   };
 
   // What a session remembers of a message it received, to answer `reject`.
@@ -257,9 +264,10 @@ struct endpoint::state {
     parser wire;
     std::string held;  // received bytes the parser left unconsumed
     std::string out;
-    std::uint64_t out_base = 0;        // stream offset of out[0]
-    std::deque<urgent_frame> urgent;   // responses, REPORTs and AUTH
-    std::deque<message_handle> ready;  // messages with chunks to send, in turn
+    std::uint64_t out_base = 0;          // stream offset of out[0]
+    std::deque<urgent_frame> urgent;     // responses, REPORTs and AUTH
+    std::deque<message_handle> ready;    // messages with chunks to send, in turn
+    std::vector<message_handle> paused;  // messages between chunks waiting for success REPORTs
     std::optional<chunk_in_progress> current;
     std::unordered_map<std::string, transaction> transactions;
     std::deque<flush_mark> marks;
@@ -304,6 +312,17 @@ struct endpoint::state {
     if (m.finished) return;
     m.finished = true;
     events.push_back(events::send_finished{m.session, handle, outcome, status, std::move(comment)});
+    // A paused message between chunks goes back in turn: for its '#' chunk, or to be dropped.
+    if (m.paused) {
+      m.paused = false;
+      if (const auto c = connections.find(m.connection); c != connections.end()) {
+        auto& parked = c->second.paused;
+        if (const auto it = std::find(parked.begin(), parked.end(), handle); it != parked.end()) {
+          parked.erase(it);
+          c->second.ready.push_back(handle);
+        }
+      }
+    }
     // Its chunks' responses no longer matter (Failure-Report partial ones may never come).
     if (const auto c = connections.find(m.connection); c != connections.end()) {
       for (const auto& id : m.transactions)
@@ -330,6 +349,77 @@ struct endpoint::state {
       finish(handle, send_outcome::delivered, 200, "OK");
     } else {
       finish(handle, send_outcome::sent, 0, "no report requested");
+    }
+  }
+
+  // --- Pacing (RFC 4975 §7.1.3: success REPORTs may cover the bytes received so far)
+
+  /// Body bytes `m` may still put into the output before its success REPORTs catch up;
+  /// unlimited without `unconfirmed_window` or without Success-Report yes.
+  std::uint64_t unconfirmed_room(const outgoing& m) const {
+    const auto window = settings.unconfirmed_window;
+    if (window == 0 || m.message.success_report != report_mode::yes) return UINT64_MAX;
+    const auto unconfirmed = m.written - std::min(m.written, m.reported.prefix());
+    return window - std::min(window, unconfirmed);
+  }
+
+  /// Whether `m` waits for success REPORTs before its next chunk. A chunk starts only with
+  /// room for 2048 bytes (§7.1.1: senders SHOULD NOT send shorter chunks but the last), or
+  /// for the whole of a shorter chunk; but never needs more than half the window, so that a
+  /// receiver reporting every quarter window or so always has a REPORT due while it waits. (A
+  /// chunk of at most 2048 bytes is written whole, so under a window below 4 KiB it may
+  /// overshoot by less than 2048 bytes.)
+  bool waits_to_start(const outgoing& m) const {
+    if (m.finished || m.chunks.is_done()) return false;
+    const auto half = std::max<std::uint64_t>(1, settings.unconfirmed_window / 2);
+    const auto need = std::min({min_interrupted_chunk, half, m.chunks.next().length});
+    return unconfirmed_room(m) < need;
+  }
+
+  /// Whether `m`, paused on `c`, may go on: a chunk in progress (paused until its end-line
+  /// fits the output) with any room, a new chunk as `waits_to_start` says.
+  bool may_resume(const connection& c, message_handle handle, const outgoing& m) const {
+    const bool in_progress = c.current && c.current->message == handle;
+    return in_progress ? unconfirmed_room(m) > 0 : !waits_to_start(m);
+  }
+
+  /// `m` waits for success REPORTs on `c`.
+  void pause(connection& c, outgoing& m) {
+    m.paused = true;
+    m.connection = c.id;
+    arm_pause_timer(c, m);
+  }
+
+  /// A paused message whose bytes have all left the output waits `report_timeout` for a
+  /// REPORT that advances (then 408), so a receiver without incremental REPORTs ends the
+  /// message instead of holding it forever.
+  void arm_pause_timer(const connection& c, outgoing& m) {
+    if (m.paused && !m.report_deadline && m.body_end <= c.out_base) {
+      m.report_deadline = now + settings.report_timeout;
+    }
+  }
+
+  /// Moves a message between chunks out of turn until its REPORTs catch up, so the others on
+  /// the connection go on.
+  void park(connection& c, message_handle handle, outgoing& m) {
+    pause(c, m);
+    c.paused.push_back(handle);
+  }
+
+  /// A success REPORT for paused `m` came; `advanced` if it covers more from the start.
+  void on_progress(message_handle handle, outgoing& m, bool advanced) {
+    const auto found = connections.find(m.connection);
+    if (found == connections.end()) return;
+    auto& c = found->second;
+    if (!may_resume(c, handle, m)) {
+      if (advanced && m.report_deadline) m.report_deadline = now + settings.report_timeout;
+      return;
+    }
+    m.paused = false;
+    m.report_deadline.reset();
+    if (const auto it = std::find(c.paused.begin(), c.paused.end(), handle); it != c.paused.end()) {
+      c.paused.erase(it);
+      c.ready.push_back(handle);
     }
   }
 
@@ -393,6 +483,7 @@ struct endpoint::state {
       c.out += text;
       c.out += body;
       m.written += body.size();
+      m.body_end = c.out_base + c.out.size();
       m.started = true;
       c.current = chunk_in_progress{handle, head.transaction_id, plan, plan.length, {}};
       end_chunk(c, m.chunks.finish(plan.length));
@@ -434,6 +525,8 @@ struct endpoint::state {
     if (m.finished || m.all_queued) {
       m.queued = false;
       if (m.finished) messages.erase(found);
+    } else if (waits_to_start(m)) {
+      park(c, current.message, m);
     } else {
       c.ready.push_back(current.message);
     }
@@ -463,10 +556,23 @@ struct endpoint::state {
       end_chunk(c, m.finished ? m.chunks.abort() : m.chunks.finish(current.sent));
       return true;
     }
+    const auto allowed = unconfirmed_room(m);
+    if (allowed == 0) {
+      // §7.1.3 pacing: wait for success REPORTs between chunks. The chunk ends with '+' now
+      // (it holds at least 2048 bytes, or half the window: see waits_to_start), because its
+      // response comes only after its end-line, and it may be a refusal (413, 415) that no
+      // REPORT would follow; and a relay may pass on only whole chunks. The other messages on
+      // the connection go on meanwhile.
+      assert(!current.plan.range.end && "a chunk with a fixed end is written whole");
+      pause(c, m);
+      if (!fits(c, end_line_size)) return false;
+      end_chunk(c, m.chunks.finish(current.sent));
+      return true;
+    }
     const auto room = settings.output_window - std::min(settings.output_window, c.out.size());
     if (room <= end_line_size && !c.out.empty()) return false;
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(
-        remaining, std::max<std::size_t>(room, end_line_size + 1) - end_line_size));
+        {remaining, allowed, std::max<std::size_t>(room, end_line_size + 1) - end_line_size}));
     const auto old_size = c.out.size();
     c.out.resize(old_size + want);
     const auto got = m.message.read(current.plan.offset + current.sent,
@@ -489,6 +595,7 @@ struct endpoint::state {
     c.out.resize(old_size + piece.size());
     current.sent += piece.size();
     m.written += piece.size();
+    m.body_end = c.out_base + c.out.size();
     if (cut != std::string::npos) {
       end_chunk(c, m.chunks.finish(current.sent));
       return true;
@@ -518,7 +625,9 @@ struct endpoint::state {
         const auto handle = c.ready.front();
         c.ready.pop_front();
         auto& m = messages.at(handle);
-        if (!m.finished || (m.abandoned && m.started)) {
+        if (waits_to_start(m)) {
+          park(c, handle, m);
+        } else if (!m.finished || (m.abandoned && m.started)) {
           // An abandoned message between chunks gets one empty chunk ending in '#' (§7.1);
           // one refused by the peer gets nothing more (§10.5).
           if (!start_chunk(c, handle)) {
@@ -550,6 +659,13 @@ struct endpoint::state {
         found->second.report_deadline = now + settings.report_timeout;
       }
       check_delivered(mark.last_of);
+    }
+    for (const auto handle : c.paused)
+      arm_pause_timer(c, messages.at(handle));
+    if (c.current) {
+      if (const auto m = messages.find(c.current->message); m != messages.end()) {
+        arm_pause_timer(c, m->second);
+      }
     }
   }
 
@@ -722,6 +838,7 @@ struct endpoint::state {
     // exactly what the buffer holds. (Found by fuzz_endpoint.)
     if (!m.streaming && end > settings.whole_message_limit) start_streaming(f.session, m);
     m.received.add(begin, end);
+    report_progress(s, f.message_id, m);
     if (begin < cpim_prefix_size) {
       const auto n = std::min<std::uint64_t>(end, cpim_prefix_size) - begin;
       if (m.opening.size() < begin + n) m.opening.resize(begin + n);
@@ -733,6 +850,21 @@ struct endpoint::state {
     }
     if (m.buffer.size() < end) m.buffer.resize(end);
     std::copy(bytes.begin(), bytes.end(), m.buffer.begin() + static_cast<std::ptrdiff_t>(begin));
+  }
+
+  /// §7.1.3: "it MAY generate incremental success REPORTs as the chunks are received. These
+  /// can be sent periodically and cover all the bytes that have been received so far."
+  /// Bytes count once held, streamed or buffered alike: a sender pacing by its window waits
+  /// for them either way.
+  void report_progress(session& s, const std::string& id, incoming& m) {
+    if (settings.progress_reports == 0) return;
+    const auto wanted = m.head.success_report();
+    if (!wanted || *wanted != report_mode::yes) return;
+    const auto received = m.received.prefix();
+    if (received - m.progress_reported < settings.progress_reports) return;
+    if (m.total && received >= *m.total) return;  // the final REPORT follows at the end-line
+    m.progress_reported = received;
+    report(s, id, std::string(*m.head.header("From-Path")), byte_range{1, received, m.total}, 200);
   }
 
   void on_end(connection& c, end_flag flag) {
@@ -828,8 +960,10 @@ struct endpoint::state {
     const auto range = head.byte_range();
     if (!range) return;
     const auto end = range->end ? *range->end : range->total.value_or(m.message.size);
+    const auto confirmed = m.reported.prefix();
     m.reported.add(range->start - 1, end);
     m.report_seen = true;
+    if (m.paused) on_progress(handle, m, m.reported.prefix() > confirmed);
     check_delivered(handle);
   }
 
@@ -960,6 +1094,7 @@ struct endpoint::state {
     }
     c.failed = true;
     c.ready.clear();
+    c.paused.clear();
     c.current.reset();
     events.push_back(events::connection_failed{id, error});
   }
@@ -1210,8 +1345,13 @@ void endpoint::advance(clock::time_point now) {
   for (const auto& [handle, m] : st.messages) {
     if (!m.finished && m.report_deadline && *m.report_deadline <= now) late.push_back(handle);
   }
-  for (const auto handle : late)
+  for (const auto handle : late) {
+    // A paused message's chunk ends with '#', and one between chunks gets an empty '#' chunk,
+    // as on `abort`: the receiver learns that the message will not go on (§7.1).
+    auto& m = st.messages.at(handle);
+    if (m.paused) m.abandoned = true;
     st.fail(handle, 408, "no success report");
+  }
 }
 
 std::optional<clock::time_point> endpoint::next_deadline() const {

@@ -2606,11 +2606,444 @@ TEST(EndpointAuth, IncomingAuthIs501) {
   EXPECT_EQ(statuses(r.written()), std::vector<int>{501});
 }
 
+// --- Pacing (§7.1.3: incremental success REPORTs; a window of unconfirmed bytes) -------------
+
+/// How far the success REPORTs for `message_id` on `wire` cover the message from its start.
+std::uint64_t confirmed(const wire_log& wire, std::string_view message_id) {
+  std::uint64_t covered = 0;
+  for (const auto* r : requests(wire, "REPORT")) {
+    const auto range = r->head.byte_range();
+    const auto st = r->head.status();
+    if (r->head.message_id() != message_id || !range || range->start != 1 || !range->end || !st ||
+        !*st || (*st)->code != 200) {
+      continue;
+    }
+    covered = std::max(covered, *range->end);
+  }
+  return covered;
+}
+
+/// The Message-ID of the first SEND on `wire`.
+std::string first_message_id(const wire_log& wire) {
+  const auto sends = requests(wire, "SEND");
+  return sends.empty() ? std::string() : std::string(sends[0]->head.message_id().value_or(""));
+}
+
+constexpr std::uint64_t kib = 1024;
+
+TEST(EndpointPacing, ProgressReportsCoverTheBytesReceivedSoFar) {
+  EXPECT_EQ(endpoint::config{}.progress_reports, 0u) << "off by default";
+  pair_options o;
+  o.bob_config.progress_reports = 16 * kib;
+  pair p(o);
+  const body_spec body{.seed = 71, .size = 1u << 20};
+  auto m = from_reader("application/octet-stream", body);
+  m.success_report = report_mode::yes;
+  const auto h = p.alice().send(p.alice_session, std::move(m));
+  // What Bob had reported when Alice's outcome came.
+  std::uint64_t reported_at_outcome = 0;
+  p.on_event = [&](side s, const event& e) {
+    const auto* f = std::get_if<events::send_finished>(&e);
+    if (s == side::alice && f && f->message == h) {
+      reported_at_outcome = confirmed(p.wire(side::bob), first_message_id(p.wire(side::alice)));
+    }
+  };
+  p.pump();
+
+  const auto done = finished(p.alice_events, h);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].outcome, send_outcome::delivered);
+  EXPECT_EQ(reported_at_outcome, body.size) << "delivered on a partial REPORT";
+
+  const auto id = first_message_id(p.wire(side::alice));
+  const auto reports = requests(p.wire(side::bob), "REPORT");
+  ASSERT_GE(reports.size(), 8u) << "no incremental REPORTs";
+  std::uint64_t last = 0;
+  for (std::size_t i = 0; i < reports.size(); ++i) {
+    SCOPED_TRACE(i);
+    const auto& r = reports[i]->head;
+    EXPECT_EQ(r.message_id(), std::optional<std::string_view>(id));
+    const auto st = r.status();
+    ASSERT_TRUE(st && *st);
+    EXPECT_EQ((*st)->ns, 0);
+    EXPECT_EQ((*st)->code, 200);
+    const auto range = r.byte_range();
+    ASSERT_TRUE(range && range->end);
+    EXPECT_EQ(range->start, 1u) << "covers the bytes from the start";
+    EXPECT_EQ(range->total, std::optional<std::uint64_t>(body.size));
+    EXPECT_GT(*range->end, last);
+    if (i + 1 < reports.size()) {
+      EXPECT_GE(*range->end, last + o.bob_config.progress_reports) << "closer than the step";
+    }
+    last = *range->end;
+  }
+  EXPECT_EQ(*reports.back()->head.byte_range(), (byte_range{1, body.size, body.size}))
+      << "the final REPORT covers the whole message";
+
+  const auto all = reassemble(p.bob_events);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all.begin()->second.completed, 1);
+  EXPECT_TRUE(all.begin()->second.bytes == bytes_of(body));
+}
+
+TEST(EndpointPacing, ProgressReportsForBufferedMessagesAndUnknownTotals) {
+  // A message delivered whole is reported on as it is buffered; with a `*` total the range
+  // says `*` too. Without Success-Report yes, nothing.
+  pair_options o;
+  o.bob_config.progress_reports = 16 * kib;
+  pair p(o);
+  const auto to = bob_uri(p);
+  const std::string first(20'000, 'a');
+  const std::string second(20'000, 'b');
+  auto out = to_bob(p, {.to = to,
+                        .message_id = "paced01",
+                        .byte_range = "1-*/*",
+                        .headers = {{"Success-Report", "yes"}},
+                        .body = first,
+                        .flag = end_flag::continued});
+  ASSERT_EQ(statuses(out), (std::vector<int>{200}));
+  std::vector<std::string> ranges;
+  for (const auto& f : out) {
+    if (f.head.method == "REPORT") ranges.emplace_back(f.head.header("Byte-Range").value_or(""));
+  }
+  EXPECT_EQ(ranges, (std::vector<std::string>{"1-20000/*"}));
+  EXPECT_TRUE(only<events::message_started>(p.bob_events).empty()) << "should be buffered";
+
+  out = to_bob(p, {.tid = "tx000002",
+                   .to = to,
+                   .message_id = "paced01",
+                   .byte_range = "20001-*/*",
+                   .headers = {{"Success-Report", "yes"}},
+                   .body = second});
+  ranges.clear();
+  for (const auto& f : out) {
+    if (f.head.method == "REPORT") ranges.emplace_back(f.head.header("Byte-Range").value_or(""));
+  }
+  // The last piece is reported as it arrives, then the whole message at its end-line: an
+  // overlap §7.1.3 allows.
+  EXPECT_EQ(ranges, (std::vector<std::string>{"1-40000/*", "1-40000/40000"}));
+  const auto got = only<events::message_received>(p.bob_events);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].body, first + second);
+
+  out = to_bob(p, {.tid = "tx000003",
+                   .to = to,
+                   .message_id = "quiet01",
+                   .byte_range = "1-*/*",
+                   .body = first,
+                   .flag = end_flag::continued});
+  EXPECT_EQ(statuses(out), (std::vector<int>{200}));
+  EXPECT_EQ(out.size(), 1u) << "a REPORT nobody asked for";
+}
+
+TEST(EndpointPacing, WindowBoundsTheUnconfirmedBytes) {
+  EXPECT_EQ(endpoint::config{}.unconfirmed_window, 0u) << "off by default";
+  pair_options o;
+  o.alice_config.unconfirmed_window = 64 * kib;
+  o.bob_config.progress_reports = 16 * kib;
+  o.random_reads = true;
+  o.keep_bodies = false;
+  pair p(o);
+  const body_spec body{.seed = 72, .size = 4u << 20};
+  auto m = from_reader("application/octet-stream", body);
+  m.success_report = report_mode::yes;
+  const auto h = p.alice().send(p.alice_session, std::move(m));
+
+  // Alice's output moves up to four times before Bob's once: without the window she would
+  // run far ahead of his REPORTs.
+  std::uint64_t most = 0;
+  std::size_t reads = 0;
+  const auto measure = [&] {
+    if (!finished(p.alice_events, h).empty()) return;
+    const auto written = p.alice().bytes_sent(h);
+    const auto covered = confirmed(p.wire(side::bob), first_message_id(p.wire(side::alice)));
+    ASSERT_GE(written, covered);
+    most = std::max(most, written - covered);
+    // Reads are cut to the room left, so not even one read goes beyond the window.
+    EXPECT_LE(written - covered, o.alice_config.unconfirmed_window) << "after read " << reads;
+  };
+  for (std::size_t round = 0; round < 1'000'000; ++round) {
+    std::size_t moved = 0;
+    for (std::size_t i = 0; i <= round % 4; ++i) {
+      moved += p.move(side::alice, std::numeric_limits<std::size_t>::max());
+      ++reads;
+      measure();
+    }
+    moved += p.move(side::bob, std::numeric_limits<std::size_t>::max());
+    measure();
+    if (moved == 0) break;
+  }
+  EXPECT_GE(most, o.alice_config.unconfirmed_window - 2048) << "the window was never reached";
+
+  const auto done = finished(p.alice_events, h);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].outcome, send_outcome::delivered);
+  const auto all = reassemble(p.bob_events);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all.begin()->second.completed, 1);
+  EXPECT_TRUE(all.begin()->second.bytes == bytes_of(body)) << "reassembled bytes differ";
+  EXPECT_FALSE(p.alice().next_deadline());
+}
+
+TEST(EndpointPacing, WindowWithoutProgressReportsFailsAfterReportTimeout) {
+  pair_options o;
+  o.alice_config.unconfirmed_window = 64 * kib;
+  o.alice_config.output_window = 256 * kib;  // so the window, not the output, stops her
+  pair p(o);
+  const body_spec body{.seed = 73, .size = 1u << 20};
+  auto m = from_reader("application/octet-stream", body);
+  m.success_report = report_mode::yes;
+  p.alice_to_bob = link::hold;
+  const auto h = p.alice().send(p.alice_session, std::move(m));
+  p.pump();
+  EXPECT_EQ(p.alice().bytes_sent(h), o.alice_config.unconfirmed_window);
+  EXPECT_FALSE(p.alice().next_deadline()) << "a timer before the bytes left";
+  p.advance(1h);
+  EXPECT_TRUE(finished(p.alice_events, h).empty());
+
+  const auto left = p.now;
+  p.alice_to_bob = link::deliver;
+  p.pump();
+  EXPECT_TRUE(requests(p.wire(side::bob), "REPORT").empty());
+  EXPECT_EQ(p.alice().bytes_sent(h), o.alice_config.unconfirmed_window) << "went past the window";
+  EXPECT_EQ(p.alice().next_deadline(),
+            std::optional<clock::time_point>(left + o.alice_config.report_timeout));
+  p.advance_to(left + o.alice_config.report_timeout - 1ms);
+  EXPECT_TRUE(finished(p.alice_events, h).empty()) << "timed out early";
+  p.advance_to(left + o.alice_config.report_timeout);
+  const auto done = finished(p.alice_events, h);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].outcome, send_outcome::failed);
+  EXPECT_EQ(done[0].status, 408);
+
+  // Its chunk ended with '+' at the window; now an empty '#' chunk tells Bob that the message
+  // will not go on.
+  p.pump();
+  const auto sends = requests(p.wire(side::alice), "SEND");
+  ASSERT_EQ(sends.size(), 2u);
+  EXPECT_EQ(sends[0]->flag, end_flag::continued);
+  EXPECT_EQ(sends[0]->body_size, o.alice_config.unconfirmed_window);
+  EXPECT_EQ(sends[1]->flag, end_flag::aborted);
+  EXPECT_EQ(sends[1]->body_size, 0u);
+  const auto all = reassemble(p.bob_events);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all.begin()->second.aborted, 1);
+  EXPECT_EQ(all.begin()->second.completed, 0);
+  EXPECT_FALSE(p.alice().next_deadline());
+}
+
+TEST(EndpointPacing, PauseTimerCountsFromTheLastReportThatAdvances) {
+  pair_options o;
+  o.alice_config.unconfirmed_window = 64 * kib;
+  o.bob_config.progress_reports = 16 * kib;
+  pair p(o);
+  p.bob_to_alice = link::drop;  // Bob's REPORTs are handed over below, one at a time
+  const body_spec body{.seed = 74, .size = 1u << 20};
+  auto m = from_reader("application/octet-stream", body);
+  m.success_report = report_mode::yes;
+  m.failure_report = report_mode::no;  // no 200s to miss
+  const auto start = p.now;
+  const auto h = p.alice().send(p.alice_session, std::move(m));
+  p.pump();
+  EXPECT_EQ(p.alice().bytes_sent(h), o.alice_config.unconfirmed_window);
+  EXPECT_EQ(p.alice().next_deadline(), std::optional<clock::time_point>(start + 120s));
+  const auto reports = requests(p.wire(side::bob), "REPORT");
+  ASSERT_FALSE(reports.empty());
+
+  p.advance(100s);
+  p.alice().receive(1, replay(*reports.back()));
+  p.pump();
+  EXPECT_GT(p.alice().bytes_sent(h), o.alice_config.unconfirmed_window) << "did not resume";
+  EXPECT_EQ(p.alice().next_deadline(), std::optional<clock::time_point>(p.now + 120s))
+      << "the timer did not start again";
+  p.advance_to(start + 120s);
+  EXPECT_TRUE(finished(p.alice_events, h).empty()) << "timed out from the first pause";
+  p.advance_to(start + 220s);
+  const auto done = finished(p.alice_events, h);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].status, 408);
+}
+
+/// A REPORT Bob wrote, with another Byte-Range, as bytes to replay.
+std::string report_with_range(const wire_frame& report, std::string_view range) {
+  auto copy = report;
+  for (auto& field : copy.head.headers) {
+    if (field.name == "Byte-Range") field.value = std::string(range);
+  }
+  return replay(copy);
+}
+
+TEST(EndpointPacing, PausedBetweenChunksResumesWithRoomForAFullChunk) {
+  pair_options o;
+  o.alice_config.unconfirmed_window = 64 * kib;
+  o.bob_config.progress_reports = 16 * kib;
+  pair p(o);
+  p.bob_to_alice = link::drop;  // Bob's REPORTs are handed over below, edited
+  const body_spec body{.seed = 78, .size = 1u << 20};
+  auto m = from_reader("application/octet-stream", body);
+  m.success_report = report_mode::yes;
+  const auto h = p.alice().send(p.alice_session, std::move(m));
+  p.pump();
+  ASSERT_EQ(p.alice().bytes_sent(h), o.alice_config.unconfirmed_window);
+  const auto reports = requests(p.wire(side::bob), "REPORT");
+  ASSERT_FALSE(reports.empty());
+  for (const auto* answer : responses(p.wire(side::bob)))
+    p.alice().receive(1, replay(*answer));  // the 200 for the file's chunk
+  const auto total = "/" + std::to_string(body.size);
+
+  // 100 bytes of room: too little for a new chunk (§7.1.1: not under 2048 bytes), but the
+  // REPORT advanced, so the timer starts again.
+  p.advance(100s);
+  p.alice().receive(1, report_with_range(*reports[0], "1-100" + total));
+  p.pump();
+  EXPECT_EQ(p.alice().bytes_sent(h), o.alice_config.unconfirmed_window) << "a chunk under 2048";
+  EXPECT_EQ(p.alice().next_deadline(), std::optional<clock::time_point>(p.now + 120s))
+      << "the timer did not start again";
+
+  // Room for 2048 bytes: a new chunk with exactly that much.
+  p.alice().receive(1, report_with_range(*reports[0], "1-2048" + total));
+  p.pump();
+  EXPECT_EQ(p.alice().bytes_sent(h), o.alice_config.unconfirmed_window + 2048);
+  const auto sends = requests(p.wire(side::alice), "SEND");
+  ASSERT_FALSE(sends.empty());
+  EXPECT_EQ(sends.back()->head.header("Byte-Range"),
+            std::optional<std::string_view>("65537-*" + total));
+  EXPECT_EQ(sends.back()->body_size, 2048u);
+  EXPECT_EQ(sends.back()->flag, end_flag::continued);
+  EXPECT_TRUE(finished(p.alice_events, h).empty());
+}
+
+TEST(EndpointPacing, PausedMessageDoesNotHoldUpTheConnection) {
+  // Bob sends no incremental REPORTs, so the first file stays paused. (Under a 1 KiB window
+  // its chunk is shorter than 2048 bytes.)
+  for (const std::uint64_t window : {64 * kib, 1 * kib}) {
+    SCOPED_TRACE(window);
+    pair_options o;
+    o.alice_config.unconfirmed_window = window;
+    pair p(o);
+    const auto alice2 = p.alice().open_session(test::settings_for("alice.example.com", 7777));
+    const auto bob2 = p.bob().open_session(test::settings_for("bob.example.com", 8888));
+    p.alice().set_remote_path(alice2, {p.bob().local_uri(bob2)});
+    p.bob().set_remote_path(bob2, {p.alice().local_uri(alice2)});
+    p.alice().bind(alice2, 1);
+
+    const body_spec paused_body{.seed = 75, .size = 1u << 20};
+    auto m = from_reader("application/octet-stream", paused_body);
+    m.success_report = report_mode::yes;
+    const auto file = p.alice().send(p.alice_session, std::move(m));
+    p.pump();
+    ASSERT_EQ(p.alice().bytes_sent(file), window);
+    const auto id = first_message_id(p.wire(side::alice));
+
+    // A chat line in the same session and a file in another session on the same connection
+    // go out while the first file waits.
+    const auto chat = p.alice().send(p.alice_session, text("still there?", report_mode::yes));
+    const body_spec other_body{.seed = 76, .size = 256 * kib};
+    const auto other = p.alice().send(alice2, from_reader("application/octet-stream", other_body));
+    p.pump();
+    for (const auto h : {chat, other}) {
+      const auto done = finished(p.alice_events, h);
+      ASSERT_EQ(done.size(), 1u);
+      EXPECT_EQ(done[0].outcome, send_outcome::delivered);
+    }
+    EXPECT_TRUE(finished(p.alice_events, file).empty());
+    EXPECT_EQ(p.alice().bytes_sent(file), window);
+    const auto got = only<events::message_received>(p.bob_events);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].body, "still there?");
+    std::string other_id;
+    for (const auto& [rid, r] : reassemble(p.bob_events)) {
+      if (r.completed == 1 && r.bytes == bytes_of(other_body)) other_id = rid;
+    }
+    ASSERT_FALSE(other_id.empty()) << "the other session's file did not get through";
+    // The paused file's chunk ended with '+' after the whole window; the waiting file did not
+    // cut the other one short either.
+    const auto sends = requests(p.wire(side::alice), "SEND");
+    ASSERT_FALSE(sends.empty());
+    EXPECT_EQ(sends[0]->flag, end_flag::continued);
+    EXPECT_EQ(sends[0]->body_size, window);
+    EXPECT_EQ(std::count_if(sends.begin(), sends.end(),
+                            [&](const auto* f) { return f->head.message_id() == other_id; }),
+              1);
+
+    // Waiting between chunks, it still times out, and its end goes out as an empty '#' chunk.
+    p.settle();
+    const auto done = finished(p.alice_events, file);
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].outcome, send_outcome::failed);
+    EXPECT_EQ(done[0].status, 408);
+    const auto after = requests(p.wire(side::alice), "SEND");
+    EXPECT_EQ(after.back()->head.message_id(), std::optional<std::string_view>(id));
+    EXPECT_EQ(after.back()->flag, end_flag::aborted);
+    EXPECT_EQ(after.back()->body_size, 0u);
+    EXPECT_EQ(reassemble(p.bob_events)[id].aborted, 1);
+    EXPECT_FALSE(p.alice().next_deadline());
+  }
+}
+
+TEST(EndpointPacing, AbortOfAPausedMessage) {
+  // Paused once its bytes have left, and paused with them still in the output.
+  for (const bool held : {false, true}) {
+    SCOPED_TRACE(held ? "bytes held" : "bytes delivered");
+    pair_options o;
+    o.alice_config.unconfirmed_window = 64 * kib;
+    o.alice_config.output_window = 256 * kib;  // so the window, not the output, stops her
+    pair p(o);
+    const body_spec body{.seed = 77, .size = 1u << 20};
+    auto m = from_reader("application/octet-stream", body);
+    m.success_report = report_mode::yes;
+    if (held) p.alice_to_bob = link::hold;
+    const auto file = p.alice().send(p.alice_session, std::move(m));
+    p.pump();
+    ASSERT_EQ(p.alice().bytes_sent(file), o.alice_config.unconfirmed_window);
+    p.alice().abort(file);
+    p.alice_to_bob = link::deliver;
+    p.pump();
+
+    const auto done = finished(p.alice_events, file);
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].outcome, send_outcome::aborted);
+    const auto sends = requests(p.wire(side::alice), "SEND");
+    ASSERT_EQ(sends.size(), 2u);
+    EXPECT_EQ(sends[0]->body_size, o.alice_config.unconfirmed_window);
+    EXPECT_EQ(sends[1]->flag, end_flag::aborted);
+    const auto all = reassemble(p.bob_events);
+    ASSERT_EQ(all.size(), 1u);
+    EXPECT_EQ(all.begin()->second.aborted, 1);
+    EXPECT_EQ(all.begin()->second.completed, 0);
+    EXPECT_FALSE(p.alice().next_deadline()) << "a timer for an aborted message";
+    p.advance(1h);
+    EXPECT_EQ(finished(p.alice_events, file).size(), 1u);
+  }
+}
+
+TEST(EndpointPacing, RefusalOfAPausedMessageArrives) {
+  // A receiver answers a chunk only after its end-line, and sends no REPORT for a message it
+  // refuses: the paused sender must end its chunk to hear the 413. (Found by
+  // EndpointRandom.NothingLost: the sender failed with 408 after report_timeout instead.)
+  pair_options o;
+  o.alice_config.unconfirmed_window = 64 * kib;
+  o.bob_config.progress_reports = 16 * kib;
+  o.bob_settings.max_size = 512 * kib;
+  pair p(o);
+  const body_spec body{.seed = 79, .size = 1u << 20};
+  auto m = from_reader("application/octet-stream", body);
+  m.success_report = report_mode::yes;
+  const auto h = p.alice().send(p.alice_session, std::move(m));
+  p.pump();
+  const auto done = finished(p.alice_events, h);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].outcome, send_outcome::failed);
+  EXPECT_EQ(done[0].status, 413);
+  EXPECT_TRUE(requests(p.wire(side::bob), "REPORT").empty());
+}
+
 // --- Randomized: nothing is lost ------------------------------------------------------------
 //
 // Two endpoints with random settings exchange random messages both ways over one connection,
 // in one or two sessions, with random chunk ceilings, output windows, read splits,
-// interleavings, aborts, report modes, accept-types and max-sizes, and now and then a fault
+// interleavings, aborts, report modes, accept-types, max-sizes and pacing (unconfirmed
+// windows, progress REPORTs), and now and then a fault
 // (one direction starts dropping bytes, or the connection closes). Whatever happens:
 //   - every message sent ends in exactly one send_finished at its sender;
 //   - every message whose outcome is `delivered` was received whole and byte-exact;
@@ -2663,6 +3096,7 @@ struct run_totals {
   std::uint64_t bytes = 0;
   std::uint64_t received = 0;
   std::uint64_t two_session_runs = 0;
+  std::uint64_t paced_runs = 0;
   std::map<std::string, std::uint64_t> outcomes;
   std::map<std::string, std::uint64_t> faults;
   // output() views larger than output_window: counted, not fatal, so that one broken
@@ -3067,6 +3501,23 @@ void nothing_lost_run::run() {
   o.check_window = false;  // counted in `count` instead
   o.alice_config = random_config();
   o.bob_config = random_config();
+  // Pacing (§7.1.3) in some runs: a sender's window, with the receiver's progress step at most
+  // a quarter of it (or progress REPORTs alone). A generator of its own leaves the other
+  // choices of each seed as they were.
+  std::mt19937_64 pacing(mix(seed_ ^ 0x7ace));
+  bool paced = false;
+  for (auto* sender : {&o.alice_config, &o.bob_config}) {
+    auto& receiver = sender == &o.alice_config ? o.bob_config : o.alice_config;
+    const auto pick = uniform(pacing, 0, 9);
+    if (pick < 3) {
+      sender->unconfirmed_window = log_uniform(pacing, 1024, 1u << 20);
+      receiver.progress_reports = sender->unconfirmed_window / uniform(pacing, 4, 16);
+      paced = true;
+    } else if (pick < 4) {
+      receiver.progress_reports = log_uniform(pacing, 1, 1u << 20);
+    }
+  }
+  if (paced) ++totals_.paced_runs;
   o.alice_settings = random_settings(side::alice);
   o.bob_settings = random_settings(side::bob);
   session_count_ = chance(random_, 0.3) ? 2 : 1;
@@ -3188,11 +3639,12 @@ TEST(EndpointRandom, NothingLost) {
       << "output() exceeded output_window in " << totals.window_overflows << " runs, by up to "
       << totals.worst_overflow << " bytes; first in seed " << totals.first_overflow_seed
       << " (replay with MSRP_SEED=" << totals.first_overflow_seed << ")";
-  std::string summary =
-      "seeds " + std::to_string(first) + ".." + std::to_string(last) + ": " +
-      std::to_string(totals.messages) + " messages, " + std::to_string(totals.bytes) + " bytes, " +
-      std::to_string(totals.received) + " received whole, " +
-      std::to_string(totals.two_session_runs) + " runs with two sessions; " + "outcomes:";
+  std::string summary = "seeds " + std::to_string(first) + ".." + std::to_string(last) + ": " +
+                        std::to_string(totals.messages) + " messages, " +
+                        std::to_string(totals.bytes) + " bytes, " +
+                        std::to_string(totals.received) + " received whole, " +
+                        std::to_string(totals.two_session_runs) + " runs with two sessions, " +
+                        std::to_string(totals.paced_runs) + " paced; " + "outcomes:";
   for (const auto& [name, n] : totals.outcomes)
     summary += " " + name + " x" + std::to_string(n);
   summary += "; faults:";

@@ -65,8 +65,29 @@
 // message/cpim payload outside accept-types and accept-wrapped-types (§8.6); 481; 501 for
 // methods other than SEND and REPORT; 506. Failure-Report `no` suppresses every response,
 // `partial` the 200s (§7.2); REPORTs are never answered (§7.1.2). A success REPORT goes out
-// when a message asking for one is complete (§7.1.3); `reject` sends a failure REPORT for a
-// message the application could not take (§7.1.4).
+// when a message asking for one is complete (§7.1.3), and with `progress_reports` also while
+// it arrives (see Pacing); `reject` sends a failure REPORT for a message the application
+// could not take (§7.1.4).
+//
+// Pacing (RFC 4975 §7.1.3). Success REPORTs may also come while a message arrives, each
+// covering the bytes received so far; both uses of this are off by default. With
+// `progress_reports`, the receiver of a message asking for success REPORTs sends `000 200`
+// with `Byte-Range: 1-N/total` (`*` while the total is unknown) whenever N, the bytes it holds
+// contiguously from the start (streamed or buffered alike), has grown by that many since the
+// last; the final REPORT follows on completion as before, so ranges may overlap. With
+// `unconfirmed_window`, a message sent with Success-Report yes puts no body bytes into the
+// output while its bytes written, less those its success REPORTs cover from the start, reach
+// the window (reads are cut to the room left), and goes on as REPORTs advance: a relay that
+// answers 200 as soon as it has queued a chunk, with no back-pressure of its own, then holds
+// at most a window of it. A message that pauses ends its chunk with `+`, since the chunk's
+// response (perhaps a refusal, which no REPORT follows) comes only after the end-line and a
+// relay may pass on only whole chunks; it starts the next chunk only with room for 2048 bytes
+// (§7.1.1; or for a shorter last chunk, or half the window). Meanwhile the other messages and
+// sessions on the connection go on. It waits `report_timeout`, counted from when its bytes
+// left the output or a REPORT last advanced, then fails with 408 and ends with `#` as after
+// `abort`: a receiver without incremental REPORTs gives a clear failure, not a hang. Keep the
+// receiver's step well below the sender's window (a quarter, say), or the sender waits for a
+// REPORT that is not due yet.
 //
 // A connection whose byte stream is malformed gets a 400 where the transaction id is known,
 // then a `connection_failed` event: the caller writes the remaining output and closes it.
@@ -256,8 +277,17 @@ class endpoint {
     std::uint64_t whole_message_limit = 64 * 1024;
     /// RFC 4975 §7.1.1: a chunk's response is due within 30 seconds of its last byte.
     std::chrono::milliseconds transaction_timeout{30'000};
-    /// How long a message asking for a success REPORT waits for it after its last byte.
+    /// How long a message asking for a success REPORT waits for it after its last byte, and
+    /// a message paused by `unconfirmed_window` for a REPORT that advances.
     std::chrono::milliseconds report_timeout{120'000};
+    /// RFC 4975 §7.1.3: while a message that asks for success REPORTs arrives, send one each
+    /// time this many more bytes from its start have been received (see Pacing); 0: only the
+    /// final one.
+    std::uint64_t progress_reports{};
+    /// Most body bytes of a message sent with Success-Report yes that may be written before
+    /// success REPORTs cover them (see Pacing); 0: unlimited. Under 4 KiB, a chunk of at most
+    /// 2048 bytes, which goes out whole, may overshoot it.
+    std::uint64_t unconfirmed_window{};
     /// The hash function for Digest authentication to relays (MD5 and SHA-256); needed only
     /// by `authenticate`.
     digest::hasher hash{};

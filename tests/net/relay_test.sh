@@ -278,8 +278,10 @@ check "SIGHUP reloads configuration and certificate" mentions "$scratch/r1.err" 
 receive bob "$scratch/bob-reload" "$r1" bob "$r1_tls" --count 1
 client alice "$r1" alice "$r1_tls"
 run alice 60 "$msrp" send "${client_options[@]}" --connect "$path" --text "after the reload"
-check "and the relay still delivers" test $? -eq 0
+status=$?
+check "and the relay still delivers" test $status -eq 0
 finish bob
+[ $status -eq 0 ] || { show "$scratch/alice.err"; show "$scratch/bob.err"; tail -5 "$scratch/r1.err"; }
 
 # ---------------------------------------------------------------------------------------------
 section "graceful stop"
