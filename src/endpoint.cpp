@@ -1043,7 +1043,9 @@ struct endpoint::state {
     auto& s = sessions.at(handle);
     auto& binding = s.relays[index];
     // RFC 4976 §9.1, RFC 7616 §3.5: the relay proves it knows the password with an rspauth
-    // for the credentials we sent, echoing their cnonce and nc.
+    // for the credentials we sent, echoing their cnonce and nc. Some relays (Kamailio 5.6)
+    // send no Authentication-Info at all; that is taken only from the first relay over TLS,
+    // whose certificate already authenticated it (§5.1). A proof that is there must be right.
     const auto& sent = binding.exchange->sent;
     const auto info = digest::authentication_info::parse(head.authentication_info().value_or(""));
     const bool proved =
@@ -1052,7 +1054,11 @@ struct endpoint::state {
             digest::rspauth(settings.hash, *sent,
                             digest::ha1(settings.hash, sent->algorithm, binding.account.username,
                                         sent->realm, binding.account.password));
-    if (!proved) return finish_auth(handle, index, 0, "relay did not prove it knows the password");
+    const bool vouched_by_tls =
+        !head.authentication_info() && index == 0 && binding.to_path.back().is_secure();
+    if (!proved && !vouched_by_tls) {
+      return finish_auth(handle, index, 0, "relay did not prove it knows the password");
+    }
     const auto use_path = head.use_path();
     if (!use_path || use_path->empty()) return finish_auth(handle, index, 0, "no Use-Path");
     // RFC 4976 §5.1: the Use-Path of the outermost relay is the relay path. A refresh of an
@@ -1060,7 +1066,7 @@ struct endpoint::state {
     if (binding.use_path.empty() || binding.use_path == s.relay_path) s.relay_path = *use_path;
     binding.use_path = *use_path;
     // RFC 7616 §3.5: a nextnonce is answered in the next request, with nc from 1 again.
-    if (info->nextnonce.empty()) {
+    if (!info || info->nextnonce.empty()) {
       binding.challenge.reset();
     } else {
       binding.challenge->nonce = info->nextnonce;
@@ -1240,9 +1246,7 @@ bool endpoint::reject(session_handle session, std::string_view message_id, int s
   std::optional<byte_range> range;
   if (found->second.size) range = byte_range{1, *found->second.size, *found->second.size};
   if (const auto partial = s.incoming_messages.find(id); partial != s.incoming_messages.end()) {
-    const auto& ranges = partial->second.received.ranges();
-    const auto received = ranges.empty() || ranges.begin()->first != 0 ? 0 : ranges.begin()->second;
-    range = byte_range{1, received, partial->second.total};
+    range = byte_range{1, partial->second.received.prefix(), partial->second.total};
     // The message is refused from here on: no more of it is delivered.
     if (partial->second.streaming)
       st.events.push_back(events::message_aborted{session, id, status});

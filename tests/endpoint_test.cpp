@@ -2366,12 +2366,6 @@ TEST(EndpointAuth, RelayThatDoesNotProveThePasswordFails) {
   const std::vector<std::function<message(const message&)>> answers = {
       // rspauth computed with another password
       [](const message& auth) { return authorized(auth, {.password = "anything"}); },
-      // no Authentication-Info at all
-      [](const message& auth) {
-        auto m = authorized(auth);
-        m.remove_header("Authentication-Info");
-        return m;
-      },
       // the right rspauth, but for another cnonce
       [](const message& auth) {
         auto m = authorized(auth);
@@ -2394,6 +2388,31 @@ TEST(EndpointAuth, RelayThatDoesNotProveThePasswordFails) {
     EXPECT_TRUE(done[0].use_path.empty());
     EXPECT_EQ(r.local_path(), r.local());
     EXPECT_FALSE(r.client().next_deadline()) << "no refresh of a failed AUTH";
+  }
+}
+
+TEST(EndpointAuth, MissingProofIsTakenOnlyFromTheFirstRelayOverTls) {
+  // Kamailio 5.6 answers AUTH 200 without Authentication-Info (RFC 4976 §9.1 wants rspauth).
+  // Over TLS the relay's certificate already authenticated it (§5.1), so the 200 is taken;
+  // over plain TCP nothing vouches for it.
+  for (const std::string_view target :
+       {relay_uri, std::string_view("msrp://relay.example.com:2855;tcp")}) {
+    SCOPED_TRACE(target);
+    relay_client r;
+    r.authenticate({}, relay_password, target);
+    r.deliver(unauthorized(r.next_auth(), challenge_of("n0nce1")));
+    auto ok = authorized(r.next_auth());
+    ok.remove_header("Authentication-Info");
+    r.deliver(ok);
+    const auto done = r.finished();
+    ASSERT_EQ(done.size(), 1u);
+    if (uri::parse(target)->is_secure()) {
+      EXPECT_EQ(done[0].status, 200);
+      EXPECT_FALSE(done[0].use_path.empty());
+    } else {
+      EXPECT_EQ(done[0].status, 0);
+      EXPECT_EQ(done[0].comment, "relay did not prove it knows the password");
+    }
   }
 }
 
