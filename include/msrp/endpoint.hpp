@@ -28,13 +28,14 @@
 // answered 481; one naming a session bound to another connection is answered 506 (§5.4,
 // §7.3). Several sessions may share a connection.
 //
-// Sending (§7.1, §7.1.1). `send` queues a message; its bytes are pulled from a
-// `body_reader` only when there is room in the connection's output window, so a file is
-// never read into memory whole and a slow peer holds the sender back. A message goes out in
-// as few chunks as the chunk ceiling allows. A chunk in progress is interrupted (ended with
-// `+`, after at least 2048 bytes) only when other traffic waits on the same connection:
-// responses and REPORTs first, then the other messages in turn, so a chat line sent during
-// a file transfer goes out after at most one chunk. `abort` ends the message with `#`.
+// Sending (§7.1, §7.1.1). `send` queues a message; its bytes are pulled from a `body_reader`
+// only when there is room in the connection's output window, so a file is never read into
+// memory whole and a slow peer holds the sender back. A message goes out in as few chunks as
+// the chunk ceiling allows. A chunk in progress is interrupted (ended with `+`, after at least
+// 2048 bytes) only when other traffic waits on the same connection, or when its message pauses
+// for success REPORTs (see Pacing). Responses and REPORTs go first, then the other messages in
+// turn, so a chat line sent during a file transfer goes out after at most one chunk. `abort`
+// ends the message with `#`.
 //
 // Transactions (§7.1.1, §7.2). A chunk sent with Failure-Report `yes` expects a response
 // within `transaction_timeout` of its last byte leaving (`consume_output`); otherwise the
