@@ -40,6 +40,11 @@ struct meeting_options {
   std::vector<std::string> accept_types{"*"};
   std::optional<std::uint64_t> max_size;
   std::uint64_t chunk_size = 0;  ///< Chunk ceiling; 0: none.
+  /// Pacing (RFC 4975 §7.1.3), for relays without back-pressure: at most this many bytes sent
+  /// and not yet covered by the receiver's success REPORTs; 0: no limit.
+  std::uint64_t pace = 0;
+  /// An incremental success REPORT for every this many bytes received; 0: only at the end.
+  std::uint64_t progress_reports = 1024 * 1024;
   // Through a relay (RFC 4976): connect to it, AUTH, and use its Use-Path. The connecting
   // side sends to the path in `connect`; the other writes its path to `uri_file`.
   /// Our relays, innermost first, such as msrps://relay.example.com:2855;tcp (RFC 4976 §5.1).

@@ -32,6 +32,13 @@ void add_meeting_options(CLI::App& command, msrp::cli::meeting_options& m) {
   command.add_option("--accept-types", m.accept_types, "Media types to accept")->delimiter(',');
   command.add_option("--max-size", m.max_size, "Refuse messages larger than this (413)");
   command.add_option("--chunk-size", m.chunk_size, "Largest chunk to send, in bytes");
+  command.add_option("--pace", m.pace,
+                     "Keep at most BYTES sent but not yet confirmed by the receiver's success "
+                     "REPORTs (relays without back-pressure, such as Kamailio)");
+  command
+      .add_option("--progress-reports", m.progress_reports,
+                  "Confirm received bytes with a success REPORT every BYTES (0: at the end)")
+      ->capture_default_str();
   command.add_option("--relay", m.relay,
                      "Go through this MSRP relay (RFC 4976), e.g. 'msrps://host:2855;tcp'; "
                      "repeat for more, innermost first");

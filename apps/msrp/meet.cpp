@@ -403,6 +403,8 @@ std::variant<net::node::options, failure> node_options(const meeting_options& op
   net::node::options settings;
   settings.ca_file = options.ca_file;
   if (options.chunk_size > 0) settings.engine.chunk_ceiling = options.chunk_size;
+  settings.engine.unconfirmed_window = options.pace;
+  settings.engine.progress_reports = options.progress_reports;
   if (!options.cert_file.empty() || !options.key_file.empty()) {
     auto identity = net::load_or_create(options.cert_file, options.key_file, "msrp");
     if (!identity) {
