@@ -6,9 +6,13 @@
 // same whatever the input's split.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "msrp/parser.hpp"
@@ -44,6 +48,55 @@ struct parsed_frame {
   message head;
   std::string body;
   end_flag flag = end_flag::complete;
+};
+
+/// Parses what a peer writes into whole frames, across as many reads as it takes; a malformed
+/// frame is a test failure.
+class wire_reader {
+ public:
+  void feed(std::string_view bytes) {
+    buffer_.append(bytes);
+    while (!failed_) {
+      const auto e = parser_.parse(buffer_);
+      switch (e.kind) {
+        case parser::event_kind::need_more:
+          break;
+        case parser::event_kind::head:
+          current_ = parsed_frame{parser_.head(), {}, end_flag::complete};
+          break;
+        case parser::event_kind::body:
+          current_->body.append(e.body);
+          break;
+        case parser::event_kind::end:
+          current_->flag = e.flag;
+          done_.push_back(std::move(*current_));
+          current_.reset();
+          break;
+        case parser::event_kind::error:
+          ADD_FAILURE() << "malformed frame: " << e.error.message() << " in "
+                        << escape(buffer_.substr(0, 400));
+          failed_ = true;
+          break;
+      }
+      buffer_.erase(0, e.consumed);
+      if (e.kind == parser::event_kind::need_more && e.consumed == 0) break;
+    }
+  }
+  /// The frames completed since the last call.
+  std::vector<parsed_frame> take() { return std::exchange(done_, {}); }
+  /// Frames completed and not yet taken.
+  std::size_t pending() const { return done_.size(); }
+  /// True while a frame has started and not ended.
+  bool in_frame() const { return current_.has_value(); }
+  /// Body bytes of the frame in progress, if any.
+  std::size_t partial_body() const { return current_ ? current_->body.size() : 0; }
+
+ private:
+  parser parser_;
+  std::string buffer_;
+  std::vector<parsed_frame> done_;
+  std::optional<parsed_frame> current_;
+  bool failed_ = false;
 };
 
 class parser_driver {

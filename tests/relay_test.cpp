@@ -26,6 +26,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::parsed_frame;
+using test::wire_reader;
 
 constexpr std::string_view relay_uri = "msrps://relay.example.com:2855;tcp";
 constexpr std::string_view relay_host = "relay.example.com";
@@ -43,52 +44,6 @@ const std::map<std::string, std::string, std::less<>> passwords = {
     {"alice", "wonderland"}, {"bob", "builder"}, {"carol", "singer"}};
 
 // --- Reading what the relay writes -----------------------------------------------------------
-
-/// Parses one connection's output into frames, across as many drains as it takes.
-class wire_reader {
- public:
-  void feed(std::string_view bytes) {
-    buffer_.append(bytes);
-    while (!failed_) {
-      const auto e = parser_.parse(buffer_);
-      switch (e.kind) {
-        case parser::event_kind::need_more:
-          break;
-        case parser::event_kind::head:
-          current_ = parsed_frame{parser_.head(), {}, end_flag::complete};
-          break;
-        case parser::event_kind::body:
-          current_->body.append(e.body);
-          break;
-        case parser::event_kind::end:
-          current_->flag = e.flag;
-          done_.push_back(std::move(*current_));
-          current_.reset();
-          break;
-        case parser::event_kind::error:
-          ADD_FAILURE() << "the relay wrote a malformed frame: " << e.error.message() << " in "
-                        << test::escape(buffer_.substr(0, 400));
-          failed_ = true;
-          break;
-      }
-      buffer_.erase(0, e.consumed);
-      if (e.kind == parser::event_kind::need_more && e.consumed == 0) break;
-    }
-  }
-  /// The frames completed since the last call.
-  std::vector<parsed_frame> take() { return std::exchange(done_, {}); }
-  /// True while a frame has started and not ended.
-  bool in_frame() const { return current_.has_value(); }
-  /// Body bytes of the frame in progress, if any.
-  std::size_t partial_body() const { return current_ ? current_->body.size() : 0; }
-
- private:
-  parser parser_;
-  std::string buffer_;
-  std::vector<parsed_frame> done_;
-  std::optional<parsed_frame> current_;
-  bool failed_ = false;
-};
 
 // --- Feeding the relay ----------------------------------------------------------------------
 

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "../openssl_hash.hpp"
+#include "../parser_driver.hpp"
 
 namespace msrp::net {
 namespace {
@@ -72,12 +73,7 @@ std::optional<std::string> lookup(std::string_view user, std::string_view realm,
 
 // --- Frames ---------------------------------------------------------------------------------
 
-/// One frame as a client received it: head, whole body and continuation flag.
-struct frame {
-  message head;
-  std::string body;
-  end_flag flag = end_flag::complete;
-};
+using frame = test::parsed_frame;
 
 std::string header(const frame& f, std::string_view name) {
   return std::string(f.head.header(name).value_or("<absent>"));
@@ -258,46 +254,17 @@ class wire_client {
       return false;
     }
     received_ += static_cast<std::size_t>(n);
-    buffer_.append(bytes, static_cast<std::size_t>(n));
-    parse();
+    reader_.feed(std::string_view(bytes, static_cast<std::size_t>(n)));
+    for (auto& f : reader_.take())
+      done_.push_back(std::move(f));
     return true;
   }
 
-  void parse() {
-    while (!failed_) {
-      const auto e = parser_.parse(buffer_);
-      switch (e.kind) {
-        case parser::event_kind::need_more:
-          break;
-        case parser::event_kind::head:
-          current_ = frame{parser_.head(), {}, end_flag::complete};
-          break;
-        case parser::event_kind::body:
-          current_->body.append(e.body);
-          break;
-        case parser::event_kind::end:
-          current_->flag = e.flag;
-          done_.push_back(std::move(*current_));
-          current_.reset();
-          break;
-        case parser::event_kind::error:
-          ADD_FAILURE() << "the relay wrote a malformed frame: " << e.error.message();
-          failed_ = true;
-          break;
-      }
-      buffer_.erase(0, e.consumed);
-      if (e.kind == parser::event_kind::need_more && e.consumed == 0) break;
-    }
-  }
-
   int fd_ = -1;
-  parser parser_;
-  std::string buffer_;
-  std::optional<frame> current_;
+  test::wire_reader reader_;
   std::deque<frame> done_;
   std::size_t received_ = 0;
   bool closed_ = false;
-  bool failed_ = false;
 };
 
 // --- The relay under test -------------------------------------------------------------------
