@@ -364,6 +364,31 @@ section "text through Kamailio over TCP"
 text msrp "$tcp_port" "hello through kamailio over tcp"
 
 # ---------------------------------------------------------------------------------------------
+section "chat both ways through Kamailio over TLS"
+# Two `msrp chat`s through Kamailio, their input piped: each line reaches the other side and
+# each sent line is reported delivered (the success REPORT came back through Kamailio).
+rm -f "$scratch/alice-chat.uri"
+relay_options alice msrps "$tls_port" alice
+(sleep 2; echo "hello from alice"; sleep 3; echo /quit) |
+  timeout -k 5 40 "$msrp" chat "${client_options[@]}" --uri-file "$scratch/alice-chat.uri" \
+    --dir "$scratch/alice-chat" >"$scratch/alice-chat.out" 2>"$scratch/alice-chat.err" &
+pid[alice_chat]=$!
+if timeout 20 bash -c 'until [ -s "$0" ]; do sleep 0.05; done' "$scratch/alice-chat.uri"; then
+  relay_options bob msrps "$tls_port" bob
+  (echo "hello from bob"; sleep 4; echo /quit) |
+    timeout -k 5 40 "$msrp" chat "${client_options[@]}" \
+      --connect "$(tr -d "'" <"$scratch/alice-chat.uri")" --dir "$scratch/bob-chat" \
+      >"$scratch/bob-chat.out" 2>"$scratch/bob-chat.err"
+  check "chat: bob leaves with status 0" test $? -eq 0
+fi
+finish alice_chat
+check "chat: alice leaves with status 0" test $? -eq 0
+check "chat: alice shows bob's line" grep -q ": hello from bob" "$scratch/alice-chat.out"
+check "chat: bob shows alice's line" grep -q ": hello from alice" "$scratch/bob-chat.out"
+check "chat: bob's line is delivered" grep -q "delivered" "$scratch/bob-chat.out"
+check "chat: alice's line is delivered" grep -q "delivered" "$scratch/alice-chat.out"
+
+# ---------------------------------------------------------------------------------------------
 section "wrong password, unknown user"
 mark=$(log_mark)
 path="msrps://127.0.0.1:$tls_port/00000000000000000000000000000000;tcp msrps://client.invalid/x;tcp"
