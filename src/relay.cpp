@@ -799,7 +799,8 @@ struct relay::state {
   void fail_stream(connection& c, std::error_code error) {
     const auto& head = c.wire.head();
     if (!head.transaction_id.empty() && head.is_request() && head.method != "REPORT") {
-      respond(c, head, to_status(error), "Bad Request");
+      const int code = to_status(error);
+      respond(c, head, code, code == 413 ? "Message Too Large" : "Bad Request");
     }
     notice(c.id, "malformed input (" + error.message() + "); closing");
     close(c);
