@@ -50,6 +50,24 @@ struct parsed_frame {
   end_flag flag = end_flag::complete;
 };
 
+/// The value of header `name` in `f`, or "<absent>".
+inline std::string header(const parsed_frame& f, std::string_view name) {
+  return std::string(f.head.header(name).value_or("<absent>"));
+}
+
+/// A request head with To-Path, From-Path and `extra` headers, in that order.
+inline message request(std::string tid, std::string method, std::string_view to,
+                       std::string_view from, std::vector<header_field> extra = {}) {
+  message m;
+  m.transaction_id = std::move(tid);
+  m.method = std::move(method);
+  m.headers.push_back({"To-Path", std::string(to)});
+  m.headers.push_back({"From-Path", std::string(from)});
+  for (auto& field : extra)
+    m.headers.push_back(std::move(field));
+  return m;
+}
+
 /// Parses what a peer writes into whole frames, across as many reads as it takes; a malformed
 /// frame is a test failure.
 class wire_reader {

@@ -25,7 +25,9 @@ namespace msrp {
 namespace {
 
 using namespace std::chrono_literals;
+using test::header;
 using test::parsed_frame;
+using test::request;
 using test::wire_reader;
 
 constexpr std::string_view relay_uri = "msrps://relay.example.com:2855;tcp";
@@ -227,18 +229,6 @@ std::string frame_text(const message& m, std::string_view body = {},
   return serialize(m, body, flag).to_string();
 }
 
-message request(std::string tid, std::string method, std::string_view to, std::string_view from,
-                std::vector<header_field> extra = {}) {
-  message m;
-  m.transaction_id = std::move(tid);
-  m.method = std::move(method);
-  m.headers.push_back({"To-Path", std::string(to)});
-  m.headers.push_back({"From-Path", std::string(from)});
-  for (auto& field : extra)
-    m.headers.push_back(std::move(field));
-  return m;
-}
-
 /// A SEND head with a body: Message-ID, Byte-Range, the extra headers, then Content-Type.
 message send_head(std::string tid, std::string_view to, std::string_view from,
                   std::string_view message_id, std::string range,
@@ -293,10 +283,6 @@ std::string path_of(std::initializer_list<std::string_view> uris) {
 }
 
 // --- Checking frames ------------------------------------------------------------------------
-
-std::string header(const parsed_frame& f, std::string_view name) {
-  return std::string(f.head.header(name).value_or("<absent>"));
-}
 
 std::vector<int> statuses(const std::vector<parsed_frame>& frames) {
   std::vector<int> out;

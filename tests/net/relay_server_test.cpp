@@ -74,10 +74,8 @@ std::optional<std::string> lookup(std::string_view user, std::string_view realm,
 // --- Frames ---------------------------------------------------------------------------------
 
 using frame = test::parsed_frame;
-
-std::string header(const frame& f, std::string_view name) {
-  return std::string(f.head.header(name).value_or("<absent>"));
-}
+using test::header;
+using test::request;
 
 std::string describe(const frame& f) {
   std::string out = "MSRP " + f.head.transaction_id + ' ' +
@@ -90,18 +88,6 @@ std::string describe(const frame& f) {
 
 std::string describe(const std::optional<frame>& f) {
   return f ? describe(*f) : "nothing (timeout or closed)";
-}
-
-message request(std::string tid, std::string method, std::string_view to, std::string_view from,
-                std::vector<header_field> extra = {}) {
-  message m;
-  m.transaction_id = std::move(tid);
-  m.method = std::move(method);
-  m.headers.push_back({"To-Path", std::string(to)});
-  m.headers.push_back({"From-Path", std::string(from)});
-  for (auto& field : extra)
-    m.headers.push_back(std::move(field));
-  return m;
 }
 
 std::string auth_text(std::string tid, std::string_view to, std::string_view from,
