@@ -170,6 +170,7 @@ run alice 30 "$msrp" send "${client_options[@]}" --dns-server 'not-an-address' \
 check "a bad --dns-server exits 2" test $? -eq 2
 
 stop r2
+check "the second relay stops cleanly" test $? -eq 0
 stop dnsmasq
 section ""
 
