@@ -38,7 +38,8 @@ class resolver_state {
  public:
   explicit resolver_state(const std::optional<dns_server>& server) {
     std::memset(&state_, 0, sizeof state_);
-    ready_ = res_ninit(&state_) == 0;
+    initialized_ = res_ninit(&state_) == 0;
+    ready_ = initialized_;
     if (!ready_ || !server) return;
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -48,7 +49,7 @@ class resolver_state {
     state_.nsaddr_list[0] = address;
   }
   ~resolver_state() {
-    if (ready_) res_nclose(&state_);
+    if (initialized_) res_nclose(&state_);
   }
   resolver_state(const resolver_state&) = delete;
   resolver_state& operator=(const resolver_state&) = delete;
@@ -73,8 +74,9 @@ class resolver_state {
     bool any = false;
     for (int i = 0; i < ns_msg_count(message, ns_s_an); ++i) {
       ns_rr record;
-      if (ns_parserr(&message, ns_s_an, i, &record) != 0)
+      if (ns_parserr(&message, ns_s_an, i, &record) != 0) {
         return make_error_code(dns_errc::bad_answer);
+      }
       // Skips the CNAMEs that lead to the records (RFC 1034 §3.6.2).
       if (ns_rr_type(record) != type) continue;
       if (!take(message, record)) return make_error_code(dns_errc::bad_answer);
@@ -85,7 +87,8 @@ class resolver_state {
 
  private:
   struct __res_state state_;
-  bool ready_ = false;
+  bool initialized_ = false;  // res_nclose frees what res_ninit allocated
+  bool ready_ = false;        // initialized and, if asked, pointed at the given server
 };
 
 // RFC 2782, "The format of the SRV RR": Priority, Weight and Port as 16-bit numbers in network

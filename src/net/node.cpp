@@ -380,11 +380,12 @@ struct transport {
                                            std::optional<fingerprint> peer,
                                            std::optional<node::peer_address> address = {}) {
     tcp::resolver resolver(io);
+    // No co_await inside a conditional expression: g++ 12 miscompiles it.
+    const auto host = address ? address->host : target.host();
+    const auto port = address ? address->port : target.port().value_or(2855);
+    const auto flags = address ? tcp::resolver::numeric_host : tcp::resolver::flags{};
     const auto [resolve_error, found] =
-        address ? co_await resolver.async_resolve(address->host, std::to_string(address->port),
-                                                  tcp::resolver::numeric_host, use)
-                : co_await resolver.async_resolve(
-                      target.host(), std::to_string(target.port().value_or(2855)), use);
+        co_await resolver.async_resolve(host, std::to_string(port), flags, use);
     if (resolve_error || found.empty()) co_return make_error_code(net_errc::resolve_failed);
     tcp::socket socket(io);
     asio::steady_timer limit(io, connect_timeout);
