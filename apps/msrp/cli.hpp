@@ -49,6 +49,9 @@ struct meeting_options {
   // side sends to the path in `connect`; the other writes its path to `uri_file`.
   /// Our relays, innermost first, such as msrps://relay.example.com:2855;tcp (RFC 4976 §5.1).
   std::vector<std::string> relay;
+  /// The DNS server, ADDRESS[:PORT] (IPv4), that finds a relay given as a domain without port
+  /// (RFC 4976 §8: SRV, then A/AAAA); "" for the system's (/etc/resolv.conf).
+  std::string dns_server;
   std::string user;           ///< The Digest user name.
   std::string password_file;  ///< First line: the password (or $MSRP_PASSWORD); mode 0600.
 };

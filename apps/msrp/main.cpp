@@ -42,6 +42,12 @@ void add_meeting_options(CLI::App& command, msrp::cli::meeting_options& m) {
   command.add_option("--relay", m.relay,
                      "Go through this MSRP relay (RFC 4976), e.g. 'msrps://host:2855;tcp'; "
                      "repeat for more, innermost first");
+  command
+      .add_option("--dns-server", m.dns_server,
+                  "DNS server ADDRESS[:PORT] (IPv4) that finds a relay given as a domain without "
+                  "port, e.g. 'msrps://example.com;tcp' (SRV _msrps._tcp.example.com); default: "
+                  "the system's")
+      ->envname("MSRP_DNS_SERVER");
   command.add_option("--user", m.user, "User name at the relay");
   command.add_option("--password-file", m.password_file,
                      "File (mode 0600) whose first line is the relay password "

@@ -5,13 +5,16 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 #include <thread>
 
 #include <sys/stat.h>
 
 #include "cli.hpp"
+#include "msrp/net/dns.hpp"
 #include "msrp/sdp.hpp"
+#include "msrp/srv.hpp"
 
 namespace msrp::cli {
 namespace {
@@ -202,6 +205,46 @@ std::optional<failure> await_auth(net::node& node, connection_id connection,
   }
 }
 
+/// Connects to our first relay. RFC 4975 §5.4, RFC 4976 §9.2: its certificate must be valid
+/// for the host name of its URI. RFC 4976 §8: an msrps URI with a domain name and no port
+/// names the relays that DNS SRV gives for the domain (or its own addresses on port 2855);
+/// when one does not answer (refused, timeout, TLS failure), the next is tried.
+std::variant<connection_id, failure> connect_relay(net::node& node, const uri& relay,
+                                                   const meeting_options& options) {
+  if (!srv_name(relay)) {
+    auto connection = node.connect(relay, std::nullopt);
+    if (!connection) {
+      return network_failure("cannot connect to relay " + relay.to_string(), connection.error());
+    }
+    return *connection;
+  }
+  std::optional<net::dns_server> server;
+  if (!options.dns_server.empty()) {
+    server = net::parse_dns_server(options.dns_server);
+    if (!server) return failure{exit_status::bad_input, "bad --dns-server: " + options.dns_server};
+  }
+  std::random_device device;
+  const auto found =
+      net::find_relay(relay, server, [&] { return std::uint64_t{device()} << 32 | device(); });
+  if (!found && found.error() == net::dns_errc::not_found) {
+    return failure{exit_status::network, "cannot find relay " + relay.to_string() +
+                                             ": no SRV, A or AAAA records for " + relay.host()};
+  }
+  if (!found) return network_failure("cannot find relay " + relay.to_string(), found.error());
+  for (std::size_t i = 0;; ++i) {
+    const auto& candidate = (*found)[i];
+    const auto where = "relay " + candidate.host + " (" + candidate.address + " port " +
+                       std::to_string(candidate.port) + ")";
+    auto connection = node.connect(relay, std::nullopt, {{candidate.address, candidate.port}});
+    if (connection) return *connection;
+    if (i + 1 == found->size()) {
+      return network_failure("cannot connect to " + where, connection.error());
+    }
+    std::cerr << "msrp: " << where << " did not answer: " << connection.error().message()
+              << "; trying the next" << std::endl;
+  }
+}
+
 /// Through relays (RFC 4976 §5.1): connects to the first, authenticates to each in turn (the
 /// outer ones through the inner ones) and returns the session, bound to that connection.
 std::variant<session_handle, failure> join_relays(net::node& node, const meeting_options& options) {
@@ -222,15 +265,14 @@ std::variant<session_handle, failure> join_relays(net::node& node, const meeting
                                           .port = 9,
                                           .accept_types = options.accept_types,
                                           .max_size = options.max_size});
-  // RFC 4975 §5.4: the relay's certificate must be valid for its host name.
-  auto connection = node.connect(first, std::nullopt);
-  if (!connection) {
-    return network_failure("cannot connect to relay " + first.to_string(), connection.error());
-  }
-  node.bind(session, *connection);
+  const auto connection = connect_relay(node, first, options);
+  if (const auto* f = std::get_if<failure>(&connection)) return *f;
+  node.bind(session, std::get<connection_id>(connection));
   for (const auto& relay : relays) {
     node.authenticate(session, relay, {options.user, std::get<std::string>(password)});
-    if (auto failed = await_auth(node, *connection, relay.to_string())) return *failed;
+    if (auto failed = await_auth(node, std::get<connection_id>(connection), relay.to_string())) {
+      return *failed;
+    }
   }
   return session;
 }

@@ -373,13 +373,19 @@ struct transport {
     derived().opened(id, peer, listener, *verdict);
   }
 
-  /// Connects to the host and port of `target` (TLS for msrps) and serves the connection as
-  /// `id`, verifying the peer by `peer` when given (RFC 8122), otherwise by CA and host name.
+  /// Connects to the host and port of `target` (TLS for msrps), or to `address` when given,
+  /// and serves the connection as `id`, verifying the peer by `peer` when given (RFC 8122),
+  /// otherwise by CA and the host name of `target`.
   asio::awaitable<std::error_code> connect(connection_id id, uri target,
-                                           std::optional<fingerprint> peer) {
+                                           std::optional<fingerprint> peer,
+                                           std::optional<node::peer_address> address = {}) {
     tcp::resolver resolver(io);
-    const auto [resolve_error, found] = co_await resolver.async_resolve(
-        target.host(), std::to_string(target.port().value_or(2855)), use);
+    // No co_await inside a conditional expression: g++ 12 miscompiles it.
+    const auto host = address ? address->host : target.host();
+    const auto port = address ? address->port : target.port().value_or(2855);
+    const auto flags = address ? tcp::resolver::numeric_host : tcp::resolver::flags{};
+    const auto [resolve_error, found] =
+        co_await resolver.async_resolve(host, std::to_string(port), flags, use);
     if (resolve_error || found.empty()) co_return make_error_code(net_errc::resolve_failed);
     tcp::socket socket(io);
     asio::steady_timer limit(io, connect_timeout);
@@ -401,7 +407,9 @@ struct transport {
       stream->set_verify_mode(ssl::verify_peer);
       stream->set_verify_callback([](bool, ssl::verify_context&) { return true; });
     } else {
-      // RFC 4975 §5.4: the certificate must be valid and name the URI's host.
+      // RFC 4975 §5.4: the certificate must be valid and name the URI's host; RFC 4976 §9.2:
+      // also for a relay found through DNS ("The SubjectAltName in the certificate received
+      // from a relay MUST match the hostname part of the URI"), not the SRV target's name.
       stream->set_verify_mode(ssl::verify_peer);
       stream->set_verify_callback(ssl::host_name_verification(target.host()));
       SSL_set_tlsext_host_name(stream->native_handle(), target.host().c_str());
@@ -664,14 +672,15 @@ void node::expect_client(const fingerprint& peer) {
   state_->on_io([&] { state_->expected_clients.push_back(peer); });
 }
 
-result<connection_id> node::connect(const uri& target, const std::optional<fingerprint>& peer) {
+result<connection_id> node::connect(const uri& target, const std::optional<fingerprint>& peer,
+                                    const std::optional<peer_address>& at) {
   auto& st = *state_;
   std::promise<result<connection_id>> done;
   asio::co_spawn(
       st.io,
       [&]() -> asio::awaitable<void> {
         const auto id = st.new_id();
-        const auto error = co_await st.connect(id, target, peer);
+        const auto error = co_await st.connect(id, target, peer, at);
         done.set_value(error ? result<connection_id>(error) : result<connection_id>(id));
       },
       asio::detached);

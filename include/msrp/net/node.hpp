@@ -106,9 +106,20 @@ class node {
   result<std::uint16_t> listen(const std::string& address, std::uint16_t port, bool tls);
   /// Accept a TLS client only if its certificate matches one of these (from the peer's SDP).
   void expect_client(const fingerprint& peer);
-  /// Connects to the host and port of `target` (TLS for msrps), verifying the peer by
-  /// `peer` when given (RFC 8122), otherwise by CA and host name. Returns the connection id.
-  result<connection_id> connect(const uri& target, const std::optional<fingerprint>& peer);
+  /// An IP address and port to connect to, found by relay discovery (net/dns.hpp).
+  struct peer_address {
+    std::string host;  ///< An IPv4 or IPv6 address as text (IPv6 without brackets).
+    std::uint16_t port = 0;
+  };
+  /// Connects to the host and port of `target` (TLS for msrps), or to `at` when given (an
+  /// address found for `target` through DNS SRV, RFC 4976 §8), verifying the peer by `peer`
+  /// when given (RFC 8122), otherwise by CA and the host name of `target` (RFC 4976 §9.2),
+  /// which is also the name sent in SNI. Returns the connection id.
+  ///
+  /// Errors: `net_errc::resolve_failed`, `net_errc::connect_timeout` (TCP or TLS),
+  /// `net_errc::fingerprint_mismatch`, or the socket's or TLS's own error.
+  result<connection_id> connect(const uri& target, const std::optional<fingerprint>& peer,
+                                const std::optional<peer_address>& at = {});
   /// Closes a connection; its sessions fail.
   void close(connection_id connection);
 
