@@ -11,6 +11,9 @@
 namespace msrp::relayd {
 
 struct settings {
+  /// The realm is left empty here, so that finish() can make it the host (however that was set).
+  settings() { server.engine.realm.clear(); }
+
   /// Where the certificate, key, user store and demo password live unless set one by one.
   std::filesystem::path state_dir;
   /// TLS listeners (msrps), as ADDRESS:PORT; IPv6 in brackets.

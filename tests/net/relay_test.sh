@@ -108,6 +108,11 @@ printf 'host = "localhost"\nlisten_port = 5\n' >"$scratch/typo.toml"
 "$relay" --config "$scratch/typo.toml" --check-config 2>"$scratch/typo.err"
 check "an unknown key exits 2" test $? -eq 2
 check "naming the key in one line" mentions "$scratch/typo.err" 'unknown key listen_port'
+mkdir -p "$scratch/realm"
+echo secret | "$relay" user add carol --state-dir "$scratch/realm" --host relay.test
+"$relay" user list --state-dir "$scratch/realm" --host relay.test >"$scratch/realm.out"
+check "the realm is the host unless set (--host relay.test)" \
+  mentions "$scratch/realm.out" $'^carol\trelay.test$'
 printf '[timeouts]\nmin_expires = 100\nmax_expires = 10\n' >"$scratch/bounds.toml"
 "$relay" --config "$scratch/bounds.toml" --check-config 2>"$scratch/bounds.err"
 check "min_expires above max_expires exits 2" test $? -eq 2
