@@ -223,11 +223,16 @@ echo "   module AUTH: msrp://127.0.0.1:$module_tcp;tcp msrps://127.0.0.1:$module
 echo "   script AUTH: msrp://127.0.0.1:$tcp_port;tcp msrps://127.0.0.1:$tls_port;tcp"
 if command -v ss >/dev/null; then
   # The listening sockets belong to Kamailio's tcp_main child: any process of its group.
-  ss -Hltunp | grep -E "pid=($(pgrep -g "${pid[kamailio]}" | paste -sd'|'))," \
-    >"$scratch/listeners.txt"
-  check "four listening sockets, all on 127.0.0.1 (ss)" \
+  # Looked at a few times: ss and pgrep see the processes at slightly different moments.
+  listeners() {
+    ss -Hltunp | grep -E "pid=($(pgrep -g "${pid[kamailio]}" | paste -sd'|'))," \
+      >"$scratch/listeners.txt"
     test "$(grep -c ' 127\.0\.0\.1:' "$scratch/listeners.txt")" -eq 4 -a \
-    "$(wc -l <"$scratch/listeners.txt")" -eq 4
+      "$(wc -l <"$scratch/listeners.txt")" -eq 4
+  }
+  for try in 1 2 3 4 5; do listeners && break; sleep 1; done
+  check "four listening sockets, all on 127.0.0.1 (ss)" listeners
+  listeners || { show "$scratch/listeners.txt"; ss -Hltnp | grep kamailio | sed 's/^/   ss: /'; }
 fi
 if command -v tshark >/dev/null && [ -n "${KAMAILIO_TEST_LOGS:-}" ]; then
   spawn tshark 1800 tshark -q -i lo -w "$scratch/lo.pcapng" \

@@ -19,11 +19,11 @@ msrp=$scratch/msrp
 relay=$scratch/msrp-relay
 cp "$msrp_built" "$msrp" && cp "$relay_built" "$relay" || exit 2
 
-# add_user STATE NAME: adds NAME with a random password to the relay's store in STATE and
-# writes the password to STATE/NAME.password.
+# add_user STATE NAME [OPTIONS...]: adds NAME with a random password to the relay's store in
+# STATE and writes the password to STATE/NAME.password.
 add_user() {
   (umask 077 && head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1/$2.password")
-  "$relay" user add "$2" --state-dir "$1" <"$1/$2.password"
+  "$relay" user add "$2" --state-dir "$1" "${@:3}" <"$1/$2.password"
 }
 
 # start_relay NAME [OPTIONS...]: starts a relay with its state in $scratch/NAME, TLS and plain
@@ -221,7 +221,7 @@ check "the relay is still up" kill -0 "${pid[r1]}"
 section "two relays in a chain, mutual TLS"
 r2=$scratch/r2
 mkdir -p "$r2"
-add_user "$r2" dave
+add_user "$r2" dave --host 127.0.0.1  # the realm: the host
 # Each relay trusts the other's self-signed certificate (both made theirs on a first start).
 # Their names differ, as two relays' names do: OpenSSL finds a CA by its subject name.
 stop r1
@@ -243,7 +243,7 @@ check "relay 2 took relay 1 as a relay by its certificate" \
   mentions "$scratch/r2.err" 'relay connected, certificate verified'
 # RFC 4976 §5.1: a client with two relays of its own authenticates to the outer one through
 # the inner one, and its messages go through both.
-"$relay" user add alice --state-dir "$r2" <"$r1/alice.password"
+"$relay" user add alice --state-dir "$r2" --host 127.0.0.1 <"$r1/alice.password"
 relay_host=127.0.0.1 receive dave "$scratch/dave2" "$r2" dave "$r2_tls" --count 1
 run alice 60 "$msrp" send --relay "msrps://localhost:$r1_tls;tcp" \
   --relay "msrps://127.0.0.1:$r2_tls;tcp" --user alice --password-file "$r1/alice.password" \
