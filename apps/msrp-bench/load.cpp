@@ -151,7 +151,7 @@ struct runner {
   double cpu_start = 0;
   std::optional<double> relay_cpu_start;
   std::vector<std::uint32_t> latencies, acks;
-  asio::steady_timer ticker{io}, stage_timer{io}, guard{io};
+  asio::steady_timer ticker{io}, stage_timer{io};
 
   explicit runner(const plan& plan) : p(plan) {}
 
@@ -183,9 +183,6 @@ struct runner {
     if (acceptor) acceptor->close();
     ticker.cancel();
     stage_timer.cancel();
-    // Connects and handshakes in progress are not tracked: they may not end by themselves.
-    guard.expires_after(3s);
-    guard.async_wait([this](boost::system::error_code) { io.stop(); });
   }
 
   void end_period() {
@@ -706,7 +703,11 @@ struct runner {
     for (std::size_t i = 0; i < workers; ++i)
       asio::co_spawn(io, setup_worker(), asio::detached);
     asio::co_spawn(io, tick(), asio::detached);
-    io.run();
+    while (stage != phase::done && io.run_one()) {
+    }
+    // The coroutines end as their sockets close; connects and handshakes in progress are not
+    // tracked and may take longer: they are given three seconds.
+    io.run_for(3s);
 
     for (const auto& pr : pairs)
       report.lost += pr->open.size();
