@@ -66,7 +66,9 @@ struct outcome {
   std::size_t pairs_ready = 0;
   std::size_t active = 0;
   double setup_seconds = 0;
-  double measured_seconds = 0;  ///< The measuring period (the drain excluded).
+  double setup_cpu_seconds = 0;                   ///< msrp-bench's own CPU time during the setup.
+  std::optional<double> relay_setup_cpu_seconds;  ///< The relay's (with relay_pid).
+  double measured_seconds = 0;                    ///< The measuring period (the drain excluded).
   // Every message sent ends in exactly one of delivered, failed, lost and corrupt.
   std::uint64_t sent = 0;
   std::uint64_t delivered = 0;

@@ -148,8 +148,8 @@ struct runner {
   std::uint64_t outstanding = 0;
   std::string first_failure;
   clock::time_point setup_start, period_start;
-  double cpu_start = 0;
-  std::optional<double> relay_cpu_start;
+  double cpu_start = 0, setup_cpu_start = 0;
+  std::optional<double> relay_cpu_start, relay_setup_cpu_start;
   std::vector<std::uint32_t> latencies, acks;
   asio::steady_timer ticker{io}, stage_timer{io};
 
@@ -599,11 +599,15 @@ struct runner {
 
   asio::awaitable<void> measure() {
     report.setup_seconds = std::chrono::duration<double>(clock::now() - setup_start).count();
+    cpu_start = own_cpu_seconds();
+    report.setup_cpu_seconds = cpu_start - setup_cpu_start;
     if (p.relay_pid) {
       report.relay_rss_ready = rss_kib(*p.relay_pid);
       relay_cpu_start = cpu_seconds(*p.relay_pid);
+      if (relay_cpu_start && relay_setup_cpu_start) {
+        report.relay_setup_cpu_seconds = *relay_cpu_start - *relay_setup_cpu_start;
+      }
     }
-    cpu_start = own_cpu_seconds();
     period_start = clock::now();
     stage = phase::measure;
     for (auto& pr : pairs)
@@ -689,7 +693,11 @@ struct runner {
       report.error = *problem;
       return report;
     }
-    if (p.relay_pid) report.relay_rss_before = rss_kib(*p.relay_pid);
+    if (p.relay_pid) {
+      report.relay_rss_before = rss_kib(*p.relay_pid);
+      relay_setup_cpu_start = cpu_seconds(*p.relay_pid);
+    }
+    setup_cpu_start = own_cpu_seconds();
     const auto active =
         static_cast<std::size_t>(std::ceil(p.active * static_cast<double>(p.sessions) - 1e-9));
     report.active = std::min(active, p.sessions);

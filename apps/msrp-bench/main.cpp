@@ -25,10 +25,13 @@ namespace {
 
 using msrp::bench::exit_status;
 
-/// Many sessions need many descriptors (two per session and side): take all we may.
+/// Many sessions need many descriptors (two per session and side): take all we may, beyond
+/// the hard limit where we are allowed to (root: up to fs.nr_open).
 void raise_descriptor_limit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlimit wide{1 << 20, 1 << 20};
+  if (limit.rlim_max < wide.rlim_max && setrlimit(RLIMIT_NOFILE, &wide) == 0) return;
   limit.rlim_cur = limit.rlim_max;
   setrlimit(RLIMIT_NOFILE, &limit);
 }
@@ -65,6 +68,7 @@ std::string json_line(const msrp::bench::plan& p, const msrp::bench::outcome& o)
       << ",\"active\":" << o.active << ",\"window\":" << p.window
       << ",\"message_size\":" << p.message_size << ",\"chunk_size\":" << p.chunk_size
       << ",\"setup_s\":" << number(o.setup_seconds, 3)
+      << ",\"setup_cpu_s\":" << number(o.setup_cpu_seconds, 3)
       << ",\"duration_s\":" << number(o.measured_seconds, 3) << ",\"sent\":" << o.sent
       << ",\"delivered\":" << o.delivered << ",\"failed\":" << o.failed << ",\"lost\":" << o.lost
       << ",\"corrupt\":" << o.corrupt << ",\"unexpected\":" << o.unexpected
@@ -75,6 +79,9 @@ std::string json_line(const msrp::bench::plan& p, const msrp::bench::outcome& o)
       << ",\"ack_us\":{\"p50\":" << o.ack.p50 << ",\"p99\":" << o.ack.p99
       << ",\"p999\":" << o.ack.p999 << ",\"max\":" << o.ack.max << '}'
       << ",\"cpu_pct\":" << number(100 * o.cpu_seconds / seconds, 1);
+  if (o.relay_setup_cpu_seconds) {
+    out << ",\"relay_setup_cpu_s\":" << number(*o.relay_setup_cpu_seconds, 3);
+  }
   if (o.relay_cpu_seconds) {
     out << ",\"relay_cpu_pct\":" << number(100 * *o.relay_cpu_seconds / seconds, 1);
   }
@@ -100,9 +107,10 @@ std::string summary(const msrp::bench::plan& p, const msrp::bench::outcome& o) {
   const double seconds = o.measured_seconds > 0 ? o.measured_seconds : 1;
   std::ostringstream out;
   out << "msrp-bench " << p.mode << ": " << o.pairs_ready << " of " << p.sessions
-      << " sessions set up in " << number(o.setup_seconds, 2) << " s ("
-      << (p.relay.empty() ? "direct" : "via " + p.relay) << "), " << o.active << " sending, window "
-      << p.window << ", " << p.message_size << "-byte messages"
+      << " sessions set up in " << number(o.setup_seconds, 2) << " s (CPU "
+      << number(o.setup_cpu_seconds, 2) << " s; " << (p.relay.empty() ? "direct" : "via " + p.relay)
+      << "), " << o.active << " sending, window " << p.window << ", " << p.message_size
+      << "-byte messages"
       << (p.chunk_size ? " in chunks of " + std::to_string(p.chunk_size) : std::string()) << '\n'
       << "  " << number(static_cast<double>(o.delivered_in_period) / seconds, 0) << " messages/s, "
       << number(static_cast<double>(o.bytes_in_period) / seconds / 1e6, 1) << " MB/s over "
