@@ -47,6 +47,6 @@ for sessions in 1 4; do
 done
 "$bench" bulk --direct --tls --message-size 16777216 --chunk-size 65536 --duration "$seconds"
 "$bench" hold "${tcp[@]}" --sessions 9900 --active 0.01 --duration "$seconds" \
-  --setup-parallel 256
+  --setup-parallel 16 --transaction-timeout 300
 "$bench" hold "${tls[@]}" --sessions 9900 --active 0.01 --duration "$seconds" \
-  --setup-parallel 256
+  --setup-parallel 16 --transaction-timeout 300

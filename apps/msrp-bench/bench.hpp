@@ -48,6 +48,9 @@ struct plan {
   std::uint64_t chunk_size = 0;  ///< Largest chunk; 0: each message in one chunk.
   std::chrono::milliseconds duration{10'000};
   std::chrono::milliseconds drain_timeout{30'000};
+  /// How long a response (to AUTH or SEND) may take; RFC 4975 §7.1.1 says 30 s. A relay
+  /// that slows down as it holds more sessions may need longer in a scale run.
+  std::chrono::milliseconds transaction_timeout{30'000};
   std::size_t setup_parallel = 64;        ///< Pairs being set up at once.
   std::size_t output_window = 64 * 1024;  ///< The endpoints' output window.
   std::size_t read_buffer = 16 * 1024;    ///< Per connection.

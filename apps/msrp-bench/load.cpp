@@ -203,6 +203,7 @@ struct runner {
     config.output_window = p.output_window;
     if (p.chunk_size > 0) config.chunk_ceiling = p.chunk_size;
     config.hash = net::digest_hex;
+    config.transaction_timeout = p.transaction_timeout;
     links.push_back(std::make_unique<link>(io, config, [this] { return random(); }));
     auto& l = *links.back();
     l.pair = pair;

@@ -145,6 +145,7 @@ struct extras {
   double seconds = 10;
   bool direct = false;
   int drain_seconds = 30;
+  int transaction_seconds = 30;
   bool quiet = false;
 };
 
@@ -172,6 +173,11 @@ void add_common(CLI::App& command, msrp::bench::plan& p, extras& x) {
   command.add_option("--duration", x.seconds, "Seconds to measure")->capture_default_str();
   command.add_option("--drain-timeout", x.drain_seconds, "Seconds to wait for the last messages")
       ->capture_default_str();
+  command
+      .add_option("--transaction-timeout", x.transaction_seconds,
+                  "Seconds a response to AUTH or SEND may take")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   command.add_flag("--quiet", x.quiet, "No summary on stderr, only the JSON line on stdout");
   command.add_option("--relay-pid", p.relay_pid, "Read the relay's RSS and CPU from /proc/PID");
   command.add_option("--setup-parallel", p.setup_parallel, "Sessions being set up at once")
@@ -234,6 +240,7 @@ int main(int argc, char** argv) {
   if (x.seconds <= 0) return fail(exit_status::bad_input, "--duration must be positive");
   p.duration = std::chrono::milliseconds(static_cast<std::int64_t>(x.seconds * 1000));
   p.drain_timeout = std::chrono::seconds(x.drain_seconds);
+  p.transaction_timeout = std::chrono::seconds(x.transaction_seconds);
   if (!x.direct) {
     if (p.users.empty()) return fail(exit_status::bad_input, "--relay needs --user");
     if (x.password_files.size() > 1 && x.password_files.size() != p.users.size()) {
