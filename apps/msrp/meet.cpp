@@ -1,7 +1,6 @@
 // How two msrp commands meet: quick mode (one listens and prints its URI, the other
 // connects) or strict SDP offer/answer through files (RFC 4975 §8, RFC 6135, RFC 8122).
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -9,12 +8,11 @@
 #include <sstream>
 #include <thread>
 
-#include <sys/stat.h>
-
 #include "cli.hpp"
 #include "msrp/net/dns.hpp"
 #include "msrp/sdp.hpp"
 #include "msrp/srv.hpp"
+#include "password_file.hpp"
 
 namespace msrp::cli {
 namespace {
@@ -154,32 +152,13 @@ std::variant<meeting, failure> quick_connect(net::node& node, const meeting_opti
   return meeting{session, {"*"}};
 }
 
-/// The relay password: the first line of --password-file, which must be private to its owner
-/// (like ssh keys: a password readable by others is refused), or $MSRP_PASSWORD. Never an
-/// argument, which other users could read in the process list.
+/// The relay password: --password-file or $MSRP_PASSWORD (see read_relay_password).
 std::variant<std::string, failure> relay_password(const meeting_options& options) {
-  if (options.password_file.empty()) {
-    const char* value = std::getenv("MSRP_PASSWORD");
-    if (!value) {
-      return failure{exit_status::bad_input, "--relay needs --password-file or MSRP_PASSWORD"};
-    }
-    return std::string(value);
+  auto read = apps::read_relay_password(options.password_file);
+  if (const auto* problem = std::get_if<apps::password_problem>(&read)) {
+    return failure{exit_status::bad_input, problem->message};
   }
-  struct stat info {};
-  if (::stat(options.password_file.c_str(), &info) != 0) {
-    return failure{exit_status::bad_input, "cannot read " + options.password_file};
-  }
-  if (info.st_mode & 077) {
-    return failure{exit_status::bad_input,
-                   options.password_file + " is readable by others; chmod 600 it"};
-  }
-  std::ifstream in(options.password_file);
-  std::string line;
-  if (!std::getline(in, line) || line.empty()) {
-    return failure{exit_status::bad_input, "no password in " + options.password_file};
-  }
-  if (line.back() == '\r') line.pop_back();
-  return line;
+  return std::get<std::string>(std::move(read));
 }
 
 /// Waits for the end of an AUTH exchange on `connection`.
