@@ -258,6 +258,9 @@ struct runner {
         lost(l, error);
         co_return;
       }
+      // The reader may have found the connection lost (and closed it in the endpoint) while
+      // this write, already done, waited for its turn to complete.
+      if (l.closed) co_return;
       l.core.advance(clock::now());
       l.core.consume_output(only, n);
       pump(l);

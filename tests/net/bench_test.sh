@@ -132,7 +132,9 @@ wait_until 20 -s "$scratch/r1.err"
 sleep 2
 kill_job r1 "$(process r1)"
 finish run
-check "the relay dying mid-run: exit 3" test $? -eq 3
+status=$?
+check "the relay dying mid-run: exit 3" test $status -eq 3
+[ $status -eq 3 ] || show "$scratch/run.err"
 check "saying the connection was lost" mentions "$scratch/run.err" 'connection to relay .* lost'
 check "with the JSON line all the same" well_formed
 section ""
