@@ -109,6 +109,7 @@ struct relay::state {
     bool connecting = false;
     std::string authority;  // for outgoing connections, the key they are reused by
     bool closing = false;
+    bool marked = false;  // in `ready`
     std::optional<clock::time_point> probation{};
     unsigned failures = 0;
     // Input: frames received, in order; only the front one can own a target.
@@ -143,6 +144,9 @@ struct relay::state {
   std::unordered_map<std::string, connection_id> outgoing;  // by authority
   connection_id next_outgoing = connection_id{1} << 62;
   std::deque<relay_action> actions;
+  // Connections whose output grew or whose input may flow again, for `next_ready`: the caller
+  // wakes only these, not every connection after every event.
+  std::vector<connection_id> ready;
   stats counters;
   std::optional<clock::time_point> earliest{};  // no deadline falls before this
 
@@ -155,6 +159,15 @@ struct relay::state {
 
   void notice(connection_id id, std::string text) {
     actions.emplace_back(relay_actions::notice{id, std::move(text)});
+  }
+
+  void mark(connection& c) {
+    if (c.marked) return;
+    c.marked = true;
+    ready.push_back(c.id);
+  }
+  void mark(connection_id id) {
+    if (auto* c = find(id)) mark(*c);
   }
 
   connection* find(connection_id id) {
@@ -221,6 +234,7 @@ struct relay::state {
       return;
     }
     c.out += bytes;
+    mark(c);
   }
 
   /// Answers the request `head` received on `c` (RFC 4975 §7.2).
@@ -312,12 +326,14 @@ struct relay::state {
     if (f.is_send) f.head.set_header("Byte-Range", outgoing_range(f).to_string());
     f.chunk_start = f.forwarded;
     target.out += serialize_head(f.head);
+    mark(target);
     ++counters.frames_relayed;
   }
 
   /// Ends `f`'s chunk in its target's output with `flag` and books its transaction.
   void close_chunk(connection& target, forward& f, end_flag flag) {
     target.out += serialize_end(f.head, flag);
+    mark(target);
     const bool expects_response =
         f.is_send ? f.failure_report != report_mode::no : f.head.method != "REPORT";
     if (!expects_response || flag == end_flag::aborted) return;
@@ -335,6 +351,7 @@ struct relay::state {
 
   void write_body(connection& target, forward& f, std::string_view bytes) {
     target.out.append(bytes);
+    mark(target);
     f.forwarded += bytes.size();
     counters.bytes_relayed += bytes.size();
   }
@@ -342,6 +359,7 @@ struct relay::state {
   /// Gives `target`'s output to `f`: its head, what it holds and, if it ended, its end-line.
   void grant(connection& target, forward& f) {
     target.owner = &f;
+    mark(f.source);  // its input may flow now
     f.granted = true;
     f.waiting = false;
     open_chunk(target, f);
@@ -372,6 +390,7 @@ struct relay::state {
     target.owner = nullptr;
     while (!target.urgent.empty()) {
       target.out += target.urgent.front();
+      mark(target);
       target.urgent.pop_front();
     }
     while (!target.owner && !target.waiters.empty()) {
@@ -458,6 +477,7 @@ struct relay::state {
   /// Lets `c`'s input go on after its front forwards failed: the ended ones are answered and
   /// dropped, and the next one asks for its target.
   void settle(connection& c) {
+    mark(c);  // its front forward changed: its input may flow
     while (!c.forwards.empty() && c.forwards.front()->failure && c.forwards.front()->ended) {
       const auto f = c.forwards.front();
       c.forwards.pop_front();
@@ -471,6 +491,7 @@ struct relay::state {
   /// `f` cannot be delivered: its target closed or could not be reached.
   void fail_forward(forward& f, int code, const std::string& comment) {
     if (f.failure) return;
+    mark(f.source);  // its bytes are dropped from now on, so they may be read
     f.failure = code;
     f.failure_comment = comment;
     f.granted = false;
@@ -946,6 +967,7 @@ void relay::connected(connection_id connection) {
   auto* c = state_->find(connection);
   if (!c || !c->connecting) return;
   c->connecting = false;
+  state_->mark(*c);
   state_->release(*c);
 }
 
@@ -1020,6 +1042,8 @@ void relay::consume_output(connection_id connection, std::size_t n) {
   auto* c = state_->find(connection);
   if (!c) return;
   c->written += std::min(n, c->writing.size() - c->written);
+  // The sender streaming into it may be under the output window again.
+  if (c->owner) state_->mark(c->owner->source);
 }
 
 void relay::advance(clock::time_point now) {
@@ -1029,6 +1053,19 @@ void relay::advance(clock::time_point now) {
 
 std::optional<clock::time_point> relay::next_deadline() const {
   return state_->earliest;
+}
+
+std::optional<connection_id> relay::next_ready() {
+  auto& st = *state_;
+  while (!st.ready.empty()) {
+    const auto id = st.ready.back();
+    st.ready.pop_back();
+    if (auto* c = st.find(id)) {
+      c->marked = false;
+      return id;
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<relay_action> relay::next_action() {

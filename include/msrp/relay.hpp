@@ -11,6 +11,7 @@
 //   loop: r.receive(1, bytes); r.advance(now);
 //         write(r.output(id)); r.consume_output(id, written);
 //         while (auto a = r.next_action()) act(*a);     // connect, close, notice
+//         while (auto id = r.next_ready()) wake(*id);   // output to write, input to read
 //         read from a connection only while r.wants_input(id)
 //
 // Theory of operation.
@@ -217,6 +218,10 @@ class relay {
   std::optional<clock::time_point> next_deadline() const;
   /// The next action, if any.
   std::optional<relay_action> next_action();
+  /// The next connection whose output grew, or whose input may be read again (`wants_input`),
+  /// since it was last returned here: the caller wakes its writer and reader. Connections
+  /// not returned need no attention, so an event costs the caller nothing per idle connection.
+  std::optional<connection_id> next_ready();
   stats statistics() const;
 
  private:

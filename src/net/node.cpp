@@ -99,6 +99,7 @@ namespace {
 ///   core()                        the endpoint or relay (receive, output, consume_output,
 ///                                 advance, next_deadline, close_connection)
 ///   collect()                     after every step: take the core's events and actions
+///   wake_ready()                  then: wake() the connections with output or input to move
 ///   wants_input(id)               false while the core holds the connection's input back
 ///   opened(id, peer, listener)    a connection was established
 ///   closed(id, error)             a connection ended
@@ -187,10 +188,20 @@ struct transport {
     return done.get();
   }
 
-  /// Runs what is due, hands the core's events on and wakes the writers and paused readers.
+  /// Runs what is due, hands the core's events on and wakes the writers and paused readers
+  /// that have something to do.
   void drain() {
     derived().core().advance(clock::now());
     derived().collect();
+    derived().wake_ready();
+  }
+
+  /// Wakes the writer and, if paused, the reader of `id`: they look again at the core.
+  void wake(connection_id id) {
+    const auto found = connections.find(id);
+    if (found != connections.end()) found->second.wake->cancel();
+  }
+  void wake_all() {
     for (auto& [id, c] : connections)
       c.wake->cancel();
   }
@@ -198,7 +209,9 @@ struct transport {
   /// Closes `id` once its output is written.
   void finish(connection_id id) {
     const auto found = connections.find(id);
-    if (found != connections.end()) found->second.finish = true;
+    if (found == connections.end()) return;
+    found->second.finish = true;
+    found->second.wake->cancel();
   }
 
   asio::awaitable<void> run_watchdog() {
@@ -454,6 +467,8 @@ struct node::state : transport<node::state> {
 
   endpoint& core() { return engine; }
   bool wants_input(connection_id) const { return true; }
+  // A node has few connections, and the endpoint does not say which have output: all.
+  void wake_ready() { wake_all(); }
   connection_id new_id() { return next_connection++; }
 
   void push(node_event e) {
@@ -502,6 +517,10 @@ struct relay_server::state : transport<relay_server::state> {
 
   relay& core() { return engine; }
   bool wants_input(connection_id id) const { return engine.wants_input(id); }
+  void wake_ready() {
+    while (const auto id = engine.next_ready())
+      wake(*id);
+  }
   connection_id new_id() { return next_connection++; }
 
   void push(std::string text) {
