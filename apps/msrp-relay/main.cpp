@@ -151,10 +151,11 @@ int run(const std::string& config_file, const settings& flags, const CLI::App& a
     std::cerr << "msrp-relay: " << error << '\n';
     return 1;
   }
-  net::relay_server server(s.server, [&store](std::string_view user, std::string_view realm,
-                                              std::string_view algorithm) {
-    return store->ha1(user, realm, algorithm);
-  });
+  net::relay_server server(
+      s.server, net::answer_at_once([&store](std::string_view user, std::string_view realm,
+                                             std::string_view algorithm) {
+        return store->ha1(user, realm, algorithm);
+      }));
   std::string address;
   std::uint16_t port = 0;
   std::string first_uri;

@@ -281,7 +281,7 @@ class RelayServer : public testing::Test {
   void SetUp() override {
     relay_server::options settings;
     settings.engine = engine();
-    server_ = std::make_unique<relay_server>(std::move(settings), lookup);
+    server_ = std::make_unique<relay_server>(std::move(settings), answer_at_once(lookup));
     const auto bound = server_->listen("127.0.0.1", 0, false);
     ASSERT_TRUE(bound) << bound.error().message();
     port_ = *bound;
