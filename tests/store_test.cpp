@@ -1,4 +1,4 @@
-#include "store.hpp"
+#include "sqlite_store.hpp"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -44,7 +44,7 @@ TEST(RandomToken, IsFreshLowercaseHex) {
 
 // A relay's check of an AUTH request (RFC 4976 §6.3): the client answers a challenge with
 // `password`, and the relay verifies the response against the stored HA1.
-bool relay_accepts(const credential_store& store, std::string_view user, std::string_view password,
+bool relay_accepts(credential_store& store, std::string_view user, std::string_view password,
                    std::string_view algorithm) {
   const auto ha1 = store.ha1(user, realm, algorithm);
   if (!ha1) return false;
@@ -55,6 +55,11 @@ bool relay_accepts(const credential_store& store, std::string_view user, std::st
   const auto credentials =
       digest::answer(hash, challenge, user, password, relay_uri, net::random_token(8), 1);
   return digest::verify(hash, credentials, *ha1, "AUTH");
+}
+
+bool relay_accepts(credential_store&& store, std::string_view user, std::string_view password,
+                   std::string_view algorithm) {
+  return relay_accepts(store, user, password, algorithm);
 }
 
 std::string read_file(const fs::path& file) {
@@ -77,8 +82,8 @@ class Store : public testing::Test {
 
   fs::path file() const { return directory_ / "users.db"; }
 
-  credential_store open() const {
-    auto store = credential_store::open(file());
+  sqlite_store open() const {
+    auto store = sqlite_store::open(file());
     EXPECT_TRUE(store) << store.error().message() << ": " << store_error_detail();
     return std::move(store).value();
   }
@@ -118,7 +123,7 @@ TEST_F(Store, OpenCreatesAPrivateFileAndReopenKeepsTheUsers) {
     }
   }
   EXPECT_EQ(fs::status(file()).permissions(), fs::perms::owner_read | fs::perms::owner_write);
-  const auto store = open();
+  auto store = open();
   EXPECT_TRUE(relay_accepts(store, "alice", "wonderland", digest::sha256));
   EXPECT_EQ(*store.list(""), (std::vector<account>{{"alice", std::string(realm)}}));
 }
@@ -249,7 +254,7 @@ TEST_F(Store, RefusesBadNamesAndPasswords) {
 
 TEST_F(Store, FailsWithTheReasonWhenTheFileIsNoDatabase) {
   std::ofstream(file()) << "not an SQLite database, but long enough to look at its header\n";
-  const auto store = credential_store::open(file());
+  const auto store = sqlite_store::open(file());
   EXPECT_EQ(store.error(), store_errc::database);
   EXPECT_NE(store_error_detail().find("users.db"), std::string::npos) << store_error_detail();
   EXPECT_EQ(run("list", ""), 1);
@@ -257,7 +262,7 @@ TEST_F(Store, FailsWithTheReasonWhenTheFileIsNoDatabase) {
 }
 
 TEST_F(Store, FailsWhenTheDirectoryIsMissing) {
-  const auto store = credential_store::open(directory_ / "missing" / "users.db");
+  const auto store = sqlite_store::open(directory_ / "missing" / "users.db");
   EXPECT_EQ(store.error(), store_errc::database);
   EXPECT_NE(store_error_detail().find("missing/users.db: cannot create"), std::string::npos)
       << store_error_detail();
@@ -280,7 +285,7 @@ TEST_F(Store, UserPasswdReplacesThePassword) {
   ASSERT_EQ(run("add", "alice", "wonderland"), 0);  // no final newline
   EXPECT_EQ(run("passwd", "alice", "looking-glass\r\n"), 0);
   EXPECT_EQ(err_.str(), "");
-  const auto store = open();
+  auto store = open();
   EXPECT_TRUE(relay_accepts(store, "alice", "looking-glass", digest::sha256));
   EXPECT_FALSE(relay_accepts(store, "alice", "wonderland", digest::sha256));
 
