@@ -606,10 +606,30 @@ TEST_P(Relay, UnknownUserIsTreatedAsWrongPassword) {
 
 // --- AUTH with a credential store that answers later (relay_actions::lookup) --------------
 
-TEST_P(Relay, LookupAnsweredLaterHoldsTheConnectionsInput) {
+/// From now on `h` holds the lookups for the test to answer; `c` connects and is challenged.
+std::optional<digest::challenge> challenge_holding_lookups(harness& h, const client& c) {
   h.hold_lookups();
-  h.accept(alice_connection);
-  const auto ch = get_challenge(h, a);
+  h.accept(c.connection);
+  return get_challenge(h, c);
+}
+
+/// `c` answers `ch` with the right credentials in AUTH `tid`; the lookup the relay asks for
+/// (nothing, after a failure, if it is not exactly one).
+std::optional<relay_actions::lookup> auth_waiting_for_store(harness& h, const client& c,
+                                                            const digest::challenge& ch,
+                                                            std::string tid) {
+  h.receive(c.connection,
+            auth_text(std::move(tid), c.uri, {{"Authorization", authorization(ch, c.user)}}));
+  const auto held = h.held_lookups();
+  if (held.size() != 1) {
+    ADD_FAILURE() << held.size() << " lookups held, expected 1";
+    return std::nullopt;
+  }
+  return held[0];
+}
+
+TEST_P(Relay, LookupAnsweredLaterHoldsTheConnectionsInput) {
+  const auto ch = challenge_holding_lookups(h, a);
   ASSERT_TRUE(ch);
   EXPECT_TRUE(h.held_lookups().empty()) << "no lookup for an AUTH without credentials";
   // The AUTH, and right behind it in the same bytes another request.
@@ -641,54 +661,42 @@ TEST_P(Relay, LookupAnsweredLaterHoldsTheConnectionsInput) {
 }
 
 TEST_P(Relay, LookupAnsweredAfterTheConnectionClosedIsIgnored) {
-  h.hold_lookups();
-  h.accept(alice_connection);
-  const auto ch = get_challenge(h, a);
+  const auto ch = challenge_holding_lookups(h, a);
   ASSERT_TRUE(ch);
-  h.receive(alice_connection,
-            auth_text("auth0002", alice_uri, {{"Authorization", authorization(*ch, "alice")}}));
-  const auto held = h.held_lookups();
-  ASSERT_EQ(held.size(), 1u);
+  const auto held = auth_waiting_for_store(h, a, *ch, "auth0002");
+  ASSERT_TRUE(held);
   h.core().close_connection(alice_connection);
   EXPECT_EQ(h.core().statistics().lookups, 0u);
   // The same connection id again: the late answer is not for this connection.
   h.accept(alice_connection);
-  h.answer(held[0], lookup_outcome::found);
+  h.answer(*held, lookup_outcome::found);
   EXPECT_TRUE(h.take(alice_connection).empty());
   EXPECT_EQ(h.core().statistics().sessions, 0u);
   EXPECT_TRUE(h.core().wants_input(alice_connection));
 }
 
 TEST_P(Relay, ConnectionClosedByProbationWhileItsLookupWaits) {
-  h.hold_lookups();
-  h.accept(alice_connection);
-  const auto ch = get_challenge(h, a);
+  const auto ch = challenge_holding_lookups(h, a);
   ASSERT_TRUE(ch);
-  h.receive(alice_connection,
-            auth_text("auth0002", alice_uri, {{"Authorization", authorization(*ch, "alice")}}));
-  const auto held = h.held_lookups();
-  ASSERT_EQ(held.size(), 1u);
+  const auto held = auth_waiting_for_store(h, a, *ch, "auth0002");
+  ASSERT_TRUE(held);
   h.advance(h.settings().probation);
   EXPECT_TRUE(h.closed(alice_connection));
-  h.answer(held[0], lookup_outcome::found);
+  h.answer(*held, lookup_outcome::found);
   EXPECT_TRUE(h.take(alice_connection).empty()) << "a closing connection gets no answer";
   EXPECT_EQ(h.core().statistics().sessions, 0u);
 }
 
 TEST_P(Relay, UnavailableStoreAnswers500UntilItIsBack) {
-  h.hold_lookups();
-  h.accept(alice_connection);
-  const auto ch = get_challenge(h, a);
+  const auto ch = challenge_holding_lookups(h, a);
   ASSERT_TRUE(ch);
   // More attempts than `max_failures`: none of them is the client's failure.
   for (int attempt = 1; attempt <= 5; ++attempt) {
     SCOPED_TRACE(attempt);
     const auto tid = "down000" + std::to_string(attempt);
-    h.receive(alice_connection,
-              auth_text(tid, alice_uri, {{"Authorization", authorization(*ch, "alice")}}));
-    const auto held = h.held_lookups();
-    ASSERT_EQ(held.size(), 1u);
-    h.answer(held[0], lookup_outcome::unavailable);
+    const auto held = auth_waiting_for_store(h, a, *ch, tid);
+    ASSERT_TRUE(held);
+    h.answer(*held, lookup_outcome::unavailable);
     const auto frames = h.take(alice_connection);
     ASSERT_EQ(statuses(frames), std::vector<int>{500}) << describe(frames);
     EXPECT_EQ(frames[0].head.transaction_id, tid);
@@ -702,26 +710,20 @@ TEST_P(Relay, UnavailableStoreAnswers500UntilItIsBack) {
   EXPECT_EQ(h.core().statistics().auth_unavailable, 5u);
   EXPECT_TRUE(h.noticed("credential store unavailable")) << h.notices();
   // The store is back: the same credentials (the nonce was not used up) succeed.
-  h.receive(alice_connection,
-            auth_text("back0001", alice_uri, {{"Authorization", authorization(*ch, "alice")}}));
-  const auto held = h.held_lookups();
-  ASSERT_EQ(held.size(), 1u);
-  h.answer(held[0], lookup_outcome::found);
+  const auto held = auth_waiting_for_store(h, a, *ch, "back0001");
+  ASSERT_TRUE(held);
+  h.answer(*held, lookup_outcome::found);
   const auto frames = h.take(alice_connection);
   ASSERT_EQ(statuses(frames), std::vector<int>{200}) << describe(frames);
   EXPECT_EQ(h.core().statistics().sessions, 1u);
 }
 
 TEST_P(Relay, LookupOfAnUnknownUserIsAFailure) {
-  h.hold_lookups();
-  h.accept(alice_connection);
-  const auto ch = get_challenge(h, a);
+  const auto ch = challenge_holding_lookups(h, a);
   ASSERT_TRUE(ch);
-  h.receive(alice_connection,
-            auth_text("auth0002", alice_uri, {{"Authorization", authorization(*ch, "alice")}}));
-  const auto held = h.held_lookups();
-  ASSERT_EQ(held.size(), 1u);
-  h.answer(held[0], lookup_outcome::no_such_user);
+  const auto held = auth_waiting_for_store(h, a, *ch, "auth0002");
+  ASSERT_TRUE(held);
+  h.answer(*held, lookup_outcome::no_such_user);
   const auto frames = h.take(alice_connection);
   ASSERT_EQ(statuses(frames), std::vector<int>{401}) << describe(frames);
   EXPECT_EQ(h.core().statistics().auth_failures, 1u);
