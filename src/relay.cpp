@@ -1036,7 +1036,10 @@ void relay::credentials(std::uint64_t ticket, credential_answer answer) {
   if (c->closing) return;
   st.looked_up(*c, request.head, request.credentials, answer);
   // The input held back meanwhile.
-  if (!c->closing && !c->lookup) st.parse(*c, {});
+  if (c->closing || c->lookup || c->unparsed.empty()) return;
+  std::string held;
+  held.swap(c->unparsed);
+  st.parse(*c, held);
 }
 
 bool relay::wants_input(connection_id connection) const {
