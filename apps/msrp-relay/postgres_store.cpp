@@ -92,7 +92,8 @@ std::error_code postgres_store::connect() {
     return error;
   }
   // The server's notices ("relation ... already exists, skipping") are not for the log.
-  PQsetNoticeProcessor(db_.get(), [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      db_.get(), [](void*, const char*) {}, nullptr);
   return {};
 }
 
