@@ -57,11 +57,18 @@ struct harness {
 
   harness()
       : core(
-            settings(), [this] { return random(); }, fake_hash,
-            [](std::string_view user, std::string_view realm, std::string_view algorithm) {
-              return std::optional<std::string>(
-                  digest::ha1(fake_hash, algorithm, user, realm, password));
-            }) {}
+            settings(), [this] { return random(); }, fake_hash) {}
+
+  /// Takes the relay's actions; the credential store answers every lookup at once.
+  void answer_lookups() {
+    while (auto action = core.next_action()) {
+      if (const auto* query = std::get_if<relay_actions::lookup>(&*action)) {
+        core.credentials(query->ticket, {lookup_outcome::found,
+                                         digest::ha1(fake_hash, query->algorithm, query->username,
+                                                     query->realm, password)});
+      }
+    }
+  }
 
   /// The frames `id` has to write, parsed; the output is consumed.
   std::vector<message> heads(connection_id id) {
@@ -87,6 +94,7 @@ struct harness {
       core.receive(id, "MSRP auth" + std::to_string(id) + " AUTH\r\nTo-Path: msrps://" +
                            "relay.example.com:2855;tcp\r\nFrom-Path: " + client + "\r\n" + extra +
                            "-------auth" + std::to_string(id) + "$\r\n");
+      answer_lookups();
       return heads(id).at(0);
     };
     const auto challenged = auth("");

@@ -6,7 +6,7 @@
 //
 // Input: byte 0 picks the read size, byte 1 the flags (bit 0: the bytes come from the
 // stranger; bit 1: Bob stalls; bit 2: time moves 10 s per read; bit 3: Bob's connection
-// drops half-way); the rest is the byte stream.
+// drops half-way; bit 4: the credential store is unavailable); the rest is the byte stream.
 //
 // The Use-Paths are fixed by the seed; `MSRP_FUZZ_PATHS=1 fuzz_relay SEED` prints them.
 #include <cstdint>
@@ -73,13 +73,12 @@ struct world {
     return c;
   }
 
+  // How the credential store answers lookups after the setup (flag bit 4: unavailable).
+  lookup_outcome store = lookup_outcome::found;
+
   world()
       : core(
-            settings(), [this] { return random(); }, fake_hash,
-            [](std::string_view user, std::string_view realm, std::string_view algorithm) {
-              return std::optional<std::string>(
-                  digest::ha1(fake_hash, algorithm, user, realm, "secret"));
-            }) {
+            settings(), [this] { return random(); }, fake_hash) {
     core.listening(2855);
     for (const auto id : {alice, bob, stranger})
       core.accept(id, {.secure = true, .local_port = 2855});
@@ -93,6 +92,7 @@ struct world {
                            " AUTH\r\nTo-Path: msrps://relay.example.com:2855;tcp\r\n"
                            "From-Path: " +
                            client + "\r\n" + extra + "-------auth" + std::to_string(id) + "$\r\n");
+      take_actions();
       return readers[id].take(core, id);
     };
     const auto challenged = auth("");
@@ -109,10 +109,23 @@ struct world {
     }
   }
 
+  /// Takes the relay's actions; the store answers every lookup at once, as `store` says.
+  void take_actions() {
+    while (auto action = core.next_action()) {
+      const auto* query = std::get_if<relay_actions::lookup>(&*action);
+      if (!query) continue;
+      credential_answer answer{store, {}};
+      if (store == lookup_outcome::found) {
+        answer.ha1 =
+            digest::ha1(fake_hash, query->algorithm, query->username, query->realm, "secret");
+      }
+      core.credentials(query->ticket, answer);
+    }
+  }
+
   void drain(connection_id id) {
     readers[id].take(core, id);
-    while (core.next_action()) {
-    }
+    take_actions();
   }
 };
 
@@ -126,6 +139,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool bob_stalls = data[1] & 2;
   const bool time_moves = data[1] & 4;
   const bool bob_drops = data[1] & 8;
+  if (data[1] & 16) w.store = lookup_outcome::unavailable;
   const std::string_view stream(reinterpret_cast<const char*>(data) + 2, size - 2);
 
   auto now = clock::time_point{};

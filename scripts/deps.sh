@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ clang-14 libclang-rt-14-dev llvm-14 ccache clang-format
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libssl-dev libsqlite3-dev
-  libboost1.81-dev libtomlplusplus-dev
+  libboost1.81-dev libtomlplusplus-dev libpq-dev
   tshark procps
 )
 

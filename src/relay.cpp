@@ -88,6 +88,13 @@ struct relay::state {
     std::string comment;
   };
 
+  // An AUTH whose credentials wait for the store (a `lookup` action).
+  struct awaiting {
+    std::uint64_t ticket = 0;
+    message head;
+    digest::credentials credentials;
+  };
+
   // A forwarded chunk or request waiting for the next hop's response.
   struct pending {
     connection_id source = 0;
@@ -116,6 +123,7 @@ struct relay::state {
     // Shared: whoever works on one keeps it alive while what it calls may finish and drop it.
     std::deque<std::shared_ptr<forward>> forwards;
     std::optional<local> handling;   // the request being received, when not forwarded
+    std::optional<awaiting> lookup;  // input waits (in `unparsed`) while it is set
     std::string unparsed;            // received bytes the parser left unconsumed
     std::deque<std::string> nonces;  // issued to it, oldest first (some may have expired)
     // Output.
@@ -136,12 +144,13 @@ struct relay::state {
   config settings;
   random_source random;
   digest::hasher hash;
-  credential_lookup lookup;
   clock::time_point now{};
   std::map<connection_id, connection> connections;
   std::unordered_map<std::string, session> sessions;  // by session-id
   std::unordered_map<std::string, nonce_record> nonces;
-  std::unordered_map<std::string, connection_id> outgoing;  // by authority
+  std::unordered_map<std::string, connection_id> outgoing;   // by authority
+  std::unordered_map<std::uint64_t, connection_id> lookups;  // by ticket, unanswered
+  std::uint64_t next_ticket = 1;
   connection_id next_outgoing = connection_id{1} << 62;
   std::deque<relay_action> actions;
   // Connections whose output grew or whose input may flow again, for `next_ready`: the caller
@@ -150,8 +159,8 @@ struct relay::state {
   stats counters;
   std::optional<clock::time_point> earliest{};  // no deadline falls before this
 
-  state(config c, random_source r, digest::hasher h, credential_lookup l)
-      : settings(std::move(c)), random(std::move(r)), hash(std::move(h)), lookup(std::move(l)) {}
+  state(config c, random_source r, digest::hasher h)
+      : settings(std::move(c)), random(std::move(r)), hash(std::move(h)) {}
 
   void schedule(clock::time_point at) {
     if (!earliest || at < *earliest) earliest = at;
@@ -722,8 +731,29 @@ struct relay::state {
     if (cr.uri != rightmost || cr.realm != settings.realm) {
       return auth_failed(c, head, cr.username, "wrong realm or uri");
     }
-    const auto ha1 = lookup(cr.username, cr.realm, cr.algorithm);
-    if (!ha1 || !digest::verify(hash, cr, *ha1, "AUTH")) {
+    // The HA1 comes from the store, maybe later: the connection's input waits for it.
+    const auto ticket = next_ticket++;
+    lookups.emplace(ticket, c.id);
+    actions.emplace_back(relay_actions::lookup{ticket, c.id, cr.username, cr.realm, cr.algorithm});
+    c.lookup = awaiting{ticket, head, std::move(cr)};
+  }
+
+  /// The store answered the lookup of the AUTH `head` on `c`.
+  void looked_up(connection& c, const message& head, const digest::credentials& cr,
+                 const credential_answer& answer) {
+    if (answer.outcome == lookup_outcome::unavailable) {
+      // RFC 4975 §10 defines no code for a server that cannot do its job for now, and §12
+      // leaves new codes to future RFCs. 500, the generic code of the 5xx class that 501 and
+      // 506 belong to, says the failure is the relay's (as in SIP and HTTP, whose codes MSRP
+      // reuses; RFC 3261 §8.1.3.2 takes an unknown code as the x00 of its class). It is not the
+      // client's failure: no count against it (§6.3), no new challenge, the connection stays open.
+      ++counters.auth_unavailable;
+      notice(c.id,
+             "AUTH for user \"" + cr.username + "\" answered 500: credential store unavailable");
+      return respond(c, head, 500, "Credential Store Unavailable");
+    }
+    const auto& ha1 = answer.ha1;
+    if (answer.outcome != lookup_outcome::found || !digest::verify(hash, cr, ha1, "AUTH")) {
       return auth_failed(c, head, cr.username, "wrong credentials");
     }
     // Right credentials: the nonce must be one we issued to this connection for this
@@ -767,7 +797,7 @@ struct relay::state {
     use_path.push_back(s->self);
     digest::authentication_info info;
     info.nextnonce = issue_nonce(c, cr.algorithm);
-    info.rspauth = digest::rspauth(hash, cr, *ha1);
+    info.rspauth = digest::rspauth(hash, cr, ha1);
     info.cnonce = cr.cnonce;
     info.nc = cr.nc;
     respond(c, head, 200, "OK",
@@ -807,6 +837,36 @@ struct relay::state {
   }
 
   // --- Connections
+
+  /// Parses `bytes` received on `c`, after what was left unparsed, and acts on every event;
+  /// stops after an AUTH that waits for the store, keeping the rest in `unparsed`.
+  void parse(connection& c, std::string_view bytes) {
+    // Parse straight from `bytes` when nothing is held back; otherwise join them first.
+    if (!c.unparsed.empty()) {
+      c.unparsed.append(bytes);
+      bytes = c.unparsed;
+    }
+    std::size_t at = 0;
+    for (;;) {
+      const auto e = c.wire.parse(bytes.substr(at));
+      at += e.consumed;
+      using kind = parser::event_kind;
+      if (e.kind == kind::head) on_head(c);
+      if (e.kind == kind::body) on_body(c, e.body);
+      if (e.kind == kind::end) on_frame_end(c, e.flag);
+      if (e.kind == kind::error) {
+        fail_stream(c, e.error);
+        c.unparsed.clear();
+        return;
+      }
+      if (c.closing) {
+        c.unparsed.clear();
+        return;
+      }
+      if (c.lookup || (e.kind == kind::need_more && e.consumed == 0)) break;
+    }
+    c.unparsed = std::string(bytes.substr(at));
+  }
 
   void close(connection& c) {
     if (c.closing) return;
@@ -872,6 +932,7 @@ struct relay::state {
     }
     for (const auto& nonce : c->nonces)
       nonces.erase(nonce);
+    if (c->lookup) lookups.erase(c->lookup->ticket);  // its answer, if it comes, is ignored
     if (c->outgoing) outgoing.erase(c->authority);
     connections.erase(id);
     counters.connections = connections.size();
@@ -930,9 +991,8 @@ struct relay::state {
   }
 };
 
-relay::relay(config settings, random_source random, digest::hasher hash, credential_lookup lookup)
-    : state_(std::make_unique<state>(std::move(settings), std::move(random), std::move(hash),
-                                     std::move(lookup))) {}
+relay::relay(config settings, random_source random, digest::hasher hash)
+    : state_(std::make_unique<state>(std::move(settings), std::move(random), std::move(hash))) {}
 
 relay::~relay() = default;
 
@@ -976,41 +1036,40 @@ void relay::close_connection(connection_id connection) {
 }
 
 void relay::receive(connection_id connection, std::string_view bytes) {
-  auto& st = *state_;
-  auto* c = st.find(connection);
+  auto* c = state_->find(connection);
   if (!c || c->closing) return;
-  // Parse straight from `bytes` when nothing is held back; otherwise join them first.
-  if (!c->unparsed.empty()) {
+  // An AUTH waits for its credentials: what follows it waits too, in order.
+  if (c->lookup) {
     c->unparsed.append(bytes);
-    bytes = c->unparsed;
+    return;
   }
-  std::size_t at = 0;
-  for (;;) {
-    const auto e = c->wire.parse(bytes.substr(at));
-    at += e.consumed;
-    using kind = parser::event_kind;
-    if (e.kind == kind::head) st.on_head(*c);
-    if (e.kind == kind::body) st.on_body(*c, e.body);
-    if (e.kind == kind::end) st.on_frame_end(*c, e.flag);
-    if (e.kind == kind::error) {
-      st.fail_stream(*c, e.error);
-      c->unparsed.clear();
-      return;
-    }
-    if (c->closing) {
-      c->unparsed.clear();
-      return;
-    }
-    if (e.kind == kind::need_more && e.consumed == 0) break;
-  }
-  c->unparsed = std::string(bytes.substr(at));
+  state_->parse(*c, bytes);
+}
+
+void relay::credentials(std::uint64_t ticket, credential_answer answer) {
+  auto& st = *state_;
+  const auto found = st.lookups.find(ticket);
+  if (found == st.lookups.end()) return;  // its connection is gone
+  auto* c = st.find(found->second);
+  st.lookups.erase(found);
+  if (!c || !c->lookup || c->lookup->ticket != ticket) return;
+  auto request = std::move(*c->lookup);
+  c->lookup.reset();
+  st.mark(*c);  // its input may flow again
+  if (c->closing) return;
+  st.looked_up(*c, request.head, request.credentials, answer);
+  // The input held back meanwhile.
+  if (c->closing || c->lookup || c->unparsed.empty()) return;
+  std::string held;
+  held.swap(c->unparsed);
+  st.parse(*c, held);
 }
 
 bool relay::wants_input(connection_id connection) const {
   const auto found = state_->connections.find(connection);
   if (found == state_->connections.end()) return false;
   const auto& c = found->second;
-  if (c.closing) return false;
+  if (c.closing || c.lookup) return false;
   if (c.forwards.empty()) return true;
   // Only the front forward can be moving; any other one is holding bytes back.
   if (c.forwards.size() > 1) return false;
@@ -1079,6 +1138,7 @@ std::optional<relay_action> relay::next_action() {
 relay::stats relay::statistics() const {
   auto result = state_->counters;
   result.queued_bytes = 0;
+  result.lookups = state_->lookups.size();
   for (const auto& [id, c] : state_->connections) {
     result.queued_bytes += c.queued();
     result.streams += c.forwards.size();

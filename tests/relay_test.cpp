@@ -76,7 +76,20 @@ relay::config relay_settings() {
   return settings;
 }
 
-/// A relay with its clock, random source, credential store and the actions it took.
+/// What the credential store of the tests answers to `lookup`: the HA1 of the user's password
+/// in `passwords` when the realm is ours.
+credential_answer store_answer(const relay_actions::lookup& lookup, std::string_view realm) {
+  const auto found = passwords.find(lookup.username);
+  if (found == passwords.end() || lookup.realm != realm) {
+    return {lookup_outcome::no_such_user, {}};
+  }
+  return {lookup_outcome::found, digest::ha1(test::openssl_hash, lookup.algorithm, lookup.username,
+                                             lookup.realm, found->second)};
+}
+
+/// A relay with its clock, random source, credential store and the actions it took. The
+/// store answers every lookup at once unless the test holds them (`hold_lookups`) to answer
+/// them itself.
 class harness {
  public:
   explicit harness(feed mode = feed::whole, relay::config settings = relay_settings())
@@ -84,15 +97,27 @@ class harness {
         settings_(settings),
         relay_(
             settings, [rng = std::mt19937_64(20070901)]() mutable { return rng(); },
-            test::openssl_hash,
-            [realm = settings.realm](std::string_view user, std::string_view in_realm,
-                                     std::string_view algorithm) -> std::optional<std::string> {
-              const auto found = passwords.find(user);
-              if (found == passwords.end() || in_realm != realm) return std::nullopt;
-              return digest::ha1(test::openssl_hash, algorithm, user, in_realm, found->second);
-            }) {
+            test::openssl_hash) {
     relay_.listening(2855);
     relay_.advance(now_);
+  }
+
+  /// From now on, lookups wait for the test: `held_lookups()` and `answer()`.
+  void hold_lookups() { hold_lookups_ = true; }
+
+  /// The lookups the relay asked for and nobody answered yet, oldest first.
+  std::vector<relay_actions::lookup> held_lookups() {
+    pump();
+    return held_;
+  }
+
+  /// Answers the held lookup `lookup` with `outcome` (found: the right HA1).
+  void answer(const relay_actions::lookup& lookup, lookup_outcome outcome) {
+    std::erase_if(held_, [&](const auto& l) { return l.ticket == lookup.ticket; });
+    auto reply = store_answer(lookup, settings_.realm);
+    if (outcome != lookup_outcome::found) reply = {outcome, {}};
+    relay_.credentials(lookup.ticket, reply);
+    pump();
   }
 
   relay& core() { return relay_; }
@@ -136,12 +161,14 @@ class harness {
     for (std::size_t k = 0; at < bytes.size(); ++k) {
       const auto n = std::min(step(k), bytes.size() - at);
       relay_.receive(id, bytes.substr(at, n));
+      pump();
       at += n;
     }
   }
 
   /// Drains and parses everything the relay has for `id`; the frames completed so far.
   std::vector<parsed_frame> take(connection_id id) {
+    pump();  // for bytes a test gave `core()` itself
     auto& reader = readers_[id];
     for (;;) {
       const auto out = relay_.output(id);
@@ -166,10 +193,18 @@ class harness {
 
   /// The actions taken since the last call.
   std::vector<relay_action> actions() {
+    pump();
     std::vector<relay_action> out;
-    while (auto a = relay_.next_action()) {
-      log_.push_back(*a);
-      out.push_back(std::move(*a));
+    out.swap(unread_);
+    return out;
+  }
+
+  /// Every lookup asked so far, answered or not.
+  std::vector<relay_actions::lookup> lookups() {
+    actions();
+    std::vector<relay_actions::lookup> out;
+    for (const auto& a : log_) {
+      if (const auto* l = std::get_if<relay_actions::lookup>(&a)) out.push_back(*l);
     }
     return out;
   }
@@ -213,6 +248,21 @@ class harness {
   }
 
  private:
+  /// Takes the relay's actions into the log, answering lookups unless they are held.
+  void pump() {
+    while (auto a = relay_.next_action()) {
+      log_.push_back(*a);
+      unread_.push_back(*a);
+      const auto* lookup = std::get_if<relay_actions::lookup>(&*a);
+      if (!lookup) continue;
+      if (hold_lookups_) {
+        held_.push_back(*lookup);
+      } else {
+        relay_.credentials(lookup->ticket, store_answer(*lookup, settings_.realm));
+      }
+    }
+  }
+
   feed mode_;
   relay::config settings_;
   clock::time_point now_ = clock::time_point{} + 1000h;
@@ -220,6 +270,9 @@ class harness {
   std::map<connection_id, wire_reader> readers_;
   std::map<connection_id, std::vector<parsed_frame>> history_;
   std::vector<relay_action> log_;
+  std::vector<relay_action> unread_;  // taken by `pump`, not yet by `actions`
+  bool hold_lookups_ = false;
+  std::vector<relay_actions::lookup> held_;
 };
 
 // --- Building requests ----------------------------------------------------------------------
@@ -549,6 +602,131 @@ TEST_P(Relay, UnknownUserIsTreatedAsWrongPassword) {
   }
   EXPECT_EQ(codes, (std::vector<int>{401, 401, 403}));
   EXPECT_TRUE(h.closed(alice_connection));
+}
+
+// --- AUTH with a credential store that answers later (relay_actions::lookup) --------------
+
+/// From now on `h` holds the lookups for the test to answer; `c` connects and is challenged.
+std::optional<digest::challenge> challenge_holding_lookups(harness& h, const client& c) {
+  h.hold_lookups();
+  h.accept(c.connection);
+  return get_challenge(h, c);
+}
+
+/// `c` answers `ch` with the right credentials in AUTH `tid`; the lookup the relay asks for
+/// (nothing, after a failure, if it is not exactly one).
+std::optional<relay_actions::lookup> auth_waiting_for_store(harness& h, const client& c,
+                                                            const digest::challenge& ch,
+                                                            std::string tid) {
+  h.receive(c.connection,
+            auth_text(std::move(tid), c.uri, {{"Authorization", authorization(ch, c.user)}}));
+  const auto held = h.held_lookups();
+  if (held.size() != 1) {
+    ADD_FAILURE() << held.size() << " lookups held, expected 1";
+    return std::nullopt;
+  }
+  return held[0];
+}
+
+TEST_P(Relay, LookupAnsweredLaterHoldsTheConnectionsInput) {
+  const auto ch = challenge_holding_lookups(h, a);
+  ASSERT_TRUE(ch);
+  EXPECT_TRUE(h.held_lookups().empty()) << "no lookup for an AUTH without credentials";
+  // The AUTH, and right behind it in the same bytes another request.
+  h.receive(alice_connection,
+            auth_text("auth0002", alice_uri, {{"Authorization", authorization(*ch, "alice")}}) +
+                auth_text("after001", alice_uri));
+  EXPECT_TRUE(h.take(alice_connection).empty()) << "nothing is answered before the store";
+  EXPECT_FALSE(h.core().wants_input(alice_connection));
+  EXPECT_EQ(h.core().statistics().lookups, 1u);
+  const auto held = h.held_lookups();
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].connection, alice_connection);
+  EXPECT_EQ(held[0].username, "alice");
+  EXPECT_EQ(held[0].realm, relay_host);
+  EXPECT_EQ(held[0].algorithm, digest::sha256);
+  // More bytes while it waits are kept behind the held request.
+  h.receive(alice_connection, auth_text("after002", alice_uri));
+  EXPECT_TRUE(h.take(alice_connection).empty());
+
+  h.answer(held[0], lookup_outcome::found);
+  const auto frames = h.take(alice_connection);
+  ASSERT_EQ(statuses(frames), (std::vector<int>{200, 401, 401})) << describe(frames);
+  EXPECT_EQ(frames[0].head.transaction_id, "auth0002");
+  EXPECT_EQ(frames[1].head.transaction_id, "after001");
+  EXPECT_EQ(frames[2].head.transaction_id, "after002");
+  EXPECT_TRUE(h.core().wants_input(alice_connection));
+  EXPECT_EQ(h.core().statistics().lookups, 0u);
+  EXPECT_EQ(h.core().statistics().sessions, 1u);
+}
+
+TEST_P(Relay, LookupAnsweredAfterTheConnectionClosedIsIgnored) {
+  const auto ch = challenge_holding_lookups(h, a);
+  ASSERT_TRUE(ch);
+  const auto held = auth_waiting_for_store(h, a, *ch, "auth0002");
+  ASSERT_TRUE(held);
+  h.core().close_connection(alice_connection);
+  EXPECT_EQ(h.core().statistics().lookups, 0u);
+  // The same connection id again: the late answer is not for this connection.
+  h.accept(alice_connection);
+  h.answer(*held, lookup_outcome::found);
+  EXPECT_TRUE(h.take(alice_connection).empty());
+  EXPECT_EQ(h.core().statistics().sessions, 0u);
+  EXPECT_TRUE(h.core().wants_input(alice_connection));
+}
+
+TEST_P(Relay, ConnectionClosedByProbationWhileItsLookupWaits) {
+  const auto ch = challenge_holding_lookups(h, a);
+  ASSERT_TRUE(ch);
+  const auto held = auth_waiting_for_store(h, a, *ch, "auth0002");
+  ASSERT_TRUE(held);
+  h.advance(h.settings().probation);
+  EXPECT_TRUE(h.closed(alice_connection));
+  h.answer(*held, lookup_outcome::found);
+  EXPECT_TRUE(h.take(alice_connection).empty()) << "a closing connection gets no answer";
+  EXPECT_EQ(h.core().statistics().sessions, 0u);
+}
+
+TEST_P(Relay, UnavailableStoreAnswers500UntilItIsBack) {
+  const auto ch = challenge_holding_lookups(h, a);
+  ASSERT_TRUE(ch);
+  // More attempts than `max_failures`: none of them is the client's failure.
+  for (int attempt = 1; attempt <= 5; ++attempt) {
+    SCOPED_TRACE(attempt);
+    const auto tid = "down000" + std::to_string(attempt);
+    const auto held = auth_waiting_for_store(h, a, *ch, tid);
+    ASSERT_TRUE(held);
+    h.answer(*held, lookup_outcome::unavailable);
+    const auto frames = h.take(alice_connection);
+    ASSERT_EQ(statuses(frames), std::vector<int>{500}) << describe(frames);
+    EXPECT_EQ(frames[0].head.transaction_id, tid);
+    EXPECT_EQ(frames[0].head.comment, "Credential Store Unavailable");
+    EXPECT_EQ(header(frames[0], "To-Path"), alice_uri);
+    EXPECT_TRUE(frames[0].head.www_authenticate().empty()) << "no new challenge";
+    EXPECT_FALSE(h.closed(alice_connection));
+    EXPECT_TRUE(h.core().wants_input(alice_connection));
+  }
+  EXPECT_EQ(h.core().statistics().auth_failures, 0u);
+  EXPECT_EQ(h.core().statistics().auth_unavailable, 5u);
+  EXPECT_TRUE(h.noticed("credential store unavailable")) << h.notices();
+  // The store is back: the same credentials (the nonce was not used up) succeed.
+  const auto held = auth_waiting_for_store(h, a, *ch, "back0001");
+  ASSERT_TRUE(held);
+  h.answer(*held, lookup_outcome::found);
+  const auto frames = h.take(alice_connection);
+  ASSERT_EQ(statuses(frames), std::vector<int>{200}) << describe(frames);
+  EXPECT_EQ(h.core().statistics().sessions, 1u);
+}
+
+TEST_P(Relay, LookupOfAnUnknownUserIsAFailure) {
+  const auto ch = challenge_holding_lookups(h, a);
+  ASSERT_TRUE(ch);
+  const auto held = auth_waiting_for_store(h, a, *ch, "auth0002");
+  ASSERT_TRUE(held);
+  h.answer(*held, lookup_outcome::no_such_user);
+  const auto frames = h.take(alice_connection);
+  ASSERT_EQ(statuses(frames), std::vector<int>{401}) << describe(frames);
+  EXPECT_EQ(h.core().statistics().auth_failures, 1u);
 }
 
 TEST_P(Relay, FailedAuthThroughARelayPeerDoesNotCloseIt) {

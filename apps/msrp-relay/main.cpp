@@ -1,12 +1,14 @@
 // msrp-relay: an MSRP relay (RFC 4976).
 //
 //   msrp-relay [--config FILE] [--listen ADDR:PORT]... [--check-config]   run the relay
-//   msrp-relay user add|del|passwd NAME [--store FILE] [--realm REALM]    manage users
-//   msrp-relay user list [--store FILE] [--realm REALM]
+//   msrp-relay user add|del|passwd NAME [--store STORE] [--realm REALM]   manage users
+//   msrp-relay user list [--store STORE] [--realm REALM]
 //
-// Settings: embedded defaults, then the TOML file, then flags (settings.hpp). On first run
-// the state directory gets a self-signed certificate, the user store and a demo user whose
-// password is written to STATE/demo-password. SIGTERM and SIGINT stop accepting, let the
+// Settings: embedded defaults, then the TOML file, then flags (settings.hpp). The user store
+// is an SQLite file (STATE/users.db by default) or a PostgreSQL database that several relays
+// share (`--store postgresql://...`, or `[store] url` in the file). On first run the state
+// directory gets a self-signed certificate, the user store and a demo user whose password is
+// written to STATE/demo-password. SIGTERM and SIGINT stop accepting, let the
 // requests in flight finish (at most 10 s) and exit; SIGHUP reloads the configuration file
 // and the certificate. Exit status: 0 after a clean stop, 1 when the relay cannot start,
 // 2 for bad arguments or configuration.
@@ -16,8 +18,10 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
+#include "lookup_pool.hpp"
 #include "msrp/net/hash.hpp"
 #include "settings.hpp"
 #include "store.hpp"
@@ -39,7 +43,10 @@ void on_signal(int number) {
   }
 }
 
+/// One line on standard error, from any thread (the lookup workers log too).
 void log(const std::string& line) {
+  static std::mutex one_at_a_time;
+  std::lock_guard lock(one_at_a_time);
   char when[32];
   const auto now = std::time(nullptr);
   std::tm utc{};
@@ -66,6 +73,9 @@ std::string metrics_text(const relay::stats& s) {
   metric("auth_successes_total", "counter", "Successful AUTH requests.", s.auth_successes);
   metric("auth_failures_total", "counter", "AUTH requests with wrong credentials.",
          s.auth_failures);
+  metric("auth_store_unavailable_total", "counter",
+         "AUTH requests answered 500: the user store was unavailable.", s.auth_unavailable);
+  metric("credential_lookups", "gauge", "AUTH requests waiting for the user store.", s.lookups);
   metric("reports_generated_total", "counter", "Failure REPORTs the relay wrote.",
          s.reports_generated);
   return text;
@@ -83,7 +93,7 @@ bool configure(const std::string& config_file, const settings& flags, const CLI:
   if (app.count("--realm")) s.server.engine.realm = flags.server.engine.realm;
   if (app.count("--cert")) s.cert_file = flags.cert_file;
   if (app.count("--key")) s.key_file = flags.key_file;
-  if (app.count("--store")) s.store_file = flags.store_file;
+  if (app.count("--store")) relayd::set_store(s, flags.store_url);  // the flag's raw value
   if (app.count("--ca-file")) s.ca_file = flags.ca_file;
   if (app.count("--metrics")) s.metrics = flags.metrics;
   if (app.count("--demo-user")) s.demo_user = flags.demo_user;
@@ -141,20 +151,28 @@ int run(const std::string& config_file, const settings& flags, const CLI::App& a
     return 1;
   }
   s.server.identity = *identity;
-  auto store = relayd::credential_store::open(s.store_file);
-  if (!store) {
-    std::cerr << "msrp-relay: user store " << s.store_file.string() << ": "
-              << store.error().message() << '\n';
-    return 1;
+  // The schema is created or migrated now; a store that cannot be opened stops the start.
+  const auto location = relayd::store_location(s);
+  {
+    auto store = relayd::open_store(location);
+    if (!store) {
+      std::cerr << "msrp-relay: user store: " << relayd::store_error_detail() << '\n';
+      return 1;
+    }
+    if (!ensure_demo_user(s, **store, error)) {
+      std::cerr << "msrp-relay: " << error << '\n';
+      return 1;
+    }
   }
-  if (!ensure_demo_user(s, *store, error)) {
-    std::cerr << "msrp-relay: " << error << '\n';
-    return 1;
-  }
-  net::relay_server server(s.server, [&store](std::string_view user, std::string_view realm,
-                                              std::string_view algorithm) {
-    return store->ha1(user, realm, algorithm);
-  });
+  log("user store " + relayd::redacted(location));
+  // AUTH lookups run on worker threads, each with its own store; the server waits for none.
+  relayd::lookup_pool lookups(
+      [location] { return relayd::open_store(location); },
+      {.workers = s.store_workers, .log = [](const std::string& line) { log(line); }});
+  net::relay_server server(
+      s.server, [&lookups](const relay_actions::lookup& query, net::credential_callback done) {
+        lookups.lookup(query.username, query.realm, query.algorithm, std::move(done));
+      });
   std::string address;
   std::uint16_t port = 0;
   std::string first_uri;
@@ -241,7 +259,7 @@ int main(int argc, char** argv) {
   app.add_option("--realm", flags.server.engine.realm, "Digest realm (default: the host)");
   app.add_option("--cert", flags.cert_file, "Certificate PEM file (made if missing)");
   app.add_option("--key", flags.key_file, "Private key PEM file (made if missing)");
-  app.add_option("--store", flags.store_file, "User store (SQLite)");
+  app.add_option("--store", flags.store_url, "User store: SQLite file or postgresql:// URI");
   app.add_option("--ca-file", flags.ca_file, "CAs of other relays (next hops, mutual TLS)");
   app.add_option("--metrics", flags.metrics, "Serve Prometheus metrics on ADDRESS:PORT");
   app.add_option("--demo-user", flags.demo_user, "Demo user made on first run ('' for none)");
@@ -249,12 +267,14 @@ int main(int argc, char** argv) {
 
   auto* user = app.add_subcommand("user", "Manage the users of the relay");
   user->fallthrough();  // --config, --state-dir and the like may follow the subcommand
-  std::string action, name, store_file, realm;
+  std::string action, name, store, realm;
   user->add_option("action", action, "add, del, passwd or list")
       ->required()
       ->check(CLI::IsMember({"add", "del", "passwd", "list"}));
   user->add_option("name", name, "The user name");
-  user->add_option("--store", store_file, "User store (default: from the configuration)");
+  user->add_option(
+      "--store", store,
+      "User store: SQLite file or postgresql:// URI (default: from the configuration)");
   user->add_option("--realm", realm, "Realm (default: from the configuration)");
   try {
     app.parse(argc, argv);
@@ -276,9 +296,9 @@ int main(int argc, char** argv) {
     }
     std::error_code made;
     std::filesystem::create_directories(s.state_dir, made);
-    return relayd::run_user_command(
-        action, name, store_file.empty() ? s.store_file : std::filesystem::path(store_file),
-        realm.empty() ? s.server.engine.realm : realm, std::cin, std::cout, std::cerr);
+    return relayd::run_user_command(action, name, store.empty() ? relayd::store_location(s) : store,
+                                    realm.empty() ? s.server.engine.realm : realm, std::cin,
+                                    std::cout, std::cerr);
   }
   return run(config_file, flags, app, check_only);
 }

@@ -8,13 +8,17 @@
 //   trace = false                      # log every frame's start line
 //   [listen]  tls = ["127.0.0.1:2855"]  tcp = []
 //   [tls]     cert = ""  key = ""  ca_file = ""
-//   [store]   file = ""
+//   [store]   file = ""                # SQLite; default state_dir/users.db
+//             url = ""                 # or "postgresql://..." (libpq URI), shared by relays
+//             workers = 4              # lookup threads, each with its own connection
 //   [metrics] listen = ""              # e.g. "127.0.0.1:9855"
 //   [limits]  max_connections, max_sessions_per_user, max_failures, max_head_size,
 //             max_header_count, max_other_body_size, output_window
 //   [timeouts] default_expires, min_expires, max_expires, nonce_lifetime, probation,
 //              transaction, connect, write          (seconds)
 #include "settings.hpp"
+
+#include "store.hpp"
 
 #include <toml++/toml.h>
 
@@ -151,7 +155,11 @@ bool load_toml(const std::filesystem::path& file, settings& s, std::string& erro
     t.path("key", s.key_file);
     t.text("ca_file", s.ca_file);
   });
-  top.table("store", [&](table_reader& t) { t.path("file", s.store_file); });
+  top.table("store", [&](table_reader& t) {
+    t.path("file", s.store_file);
+    t.text("url", s.store_url);
+    t.number("workers", s.store_workers);
+  });
   top.table("metrics", [&](table_reader& t) { t.text("listen", s.metrics); });
   top.table("limits", [&](table_reader& t) {
     t.number("max_connections", relay.max_connections);
@@ -178,6 +186,20 @@ bool load_toml(const std::filesystem::path& file, settings& s, std::string& erro
     return false;
   }
   return true;
+}
+
+std::string store_location(const settings& s) {
+  return s.store_url.empty() ? s.store_file.string() : s.store_url;
+}
+
+void set_store(settings& s, const std::string& location) {
+  s.store_url.clear();
+  s.store_file.clear();
+  if (is_postgres_uri(location)) {
+    s.store_url = location;
+  } else {
+    s.store_file = location;
+  }
 }
 
 bool split_address(const std::string& text, std::string& address, std::uint16_t& port) {
@@ -207,7 +229,19 @@ bool finish(settings& s, std::string& error) {
   }
   if (s.cert_file.empty()) s.cert_file = s.state_dir / "cert.pem";
   if (s.key_file.empty()) s.key_file = s.state_dir / "key.pem";
-  if (s.store_file.empty()) s.store_file = s.state_dir / "users.db";
+  if (!s.store_url.empty() && !s.store_file.empty()) {
+    error = "store: give file or url, not both";
+    return false;
+  }
+  if (!s.store_url.empty() && !is_postgres_uri(s.store_url)) {
+    error = "store.url must be a postgresql:// URI";
+    return false;
+  }
+  if (s.store_workers == 0) {
+    error = "store.workers must be positive";
+    return false;
+  }
+  if (s.store_url.empty() && s.store_file.empty()) s.store_file = s.state_dir / "users.db";
   auto& relay = s.server.engine;
   if (relay.realm.empty()) relay.realm = relay.host;
   if (s.listen_tls.empty() && s.listen_tcp.empty()) {

@@ -50,8 +50,8 @@ std::optional<std::string> read_password(std::istream& in, std::ostream& err,
 }  // namespace
 
 int run_user_command(const std::string& action, const std::string& user,
-                     const std::filesystem::path& store_file, const std::string& realm,
-                     std::istream& in, std::ostream& out, std::ostream& err) {
+                     const std::string& store_location, const std::string& realm, std::istream& in,
+                     std::ostream& out, std::ostream& err) {
   const std::string who = user + "@" + realm;
   const auto fail = [&err](int status, const std::string& message) {
     err << "msrp-relay: " << message << '\n';
@@ -68,8 +68,9 @@ int run_user_command(const std::string& action, const std::string& user,
   if (action != "add" && action != "del" && action != "list" && action != "passwd") {
     return fail(2, "unknown user command \"" + action + "\" (add, del, list, passwd)");
   }
-  auto store = credential_store::open(store_file);
-  if (!store) return fail_with(store.error());
+  auto opened = open_store(store_location);
+  if (!opened) return fail_with(opened.error());
+  auto& store = *opened;
 
   if (action == "list") {
     const auto accounts = store->list(realm);

@@ -5,13 +5,13 @@
 //   msrp-relay user passwd alice   # the same for an existing user
 //   msrp-relay user del alice
 //   msrp-relay user list           # "alice<TAB>relay.example.com", one user per line
+//   msrp-relay user add bob --store postgresql://msrp@db.example.com/msrp   # a shared store
 //
 // A password is never taken from an argument, where other users could read it in the process
 // list: it is read from the terminal without echo, or as one line from standard input when
 // that is not a terminal (`printf '%s\n' "$password" | msrp-relay user add alice`).
 #pragma once
 
-#include <filesystem>
 #include <istream>
 #include <ostream>
 #include <string>
@@ -19,7 +19,8 @@
 namespace msrp::relayd {
 
 /// Runs the user command `action` ("add", "del", "list" or "passwd") on the credential store
-/// `store_file` (created if missing) and returns the exit status.
+/// at `store` (an SQLite file, created if missing, or a postgresql:// URI; see `open_store`) and
+/// returns the exit status.
 ///
 /// - add: adds `user` to `realm`. The password is read twice from the terminal, with echo off,
 ///   when `in` is `std::cin` and standard input is a terminal (prompts go to `err`); otherwise
@@ -33,8 +34,8 @@ namespace msrp::relayd {
 /// passwords differ, the database failed); 2 for a usage error (unknown action, bad user name or
 /// realm, empty or overlong password). On failure writes one line to `err`, starting
 /// "msrp-relay: ".
-int run_user_command(const std::string& action, const std::string& user,
-                     const std::filesystem::path& store_file, const std::string& realm,
-                     std::istream& in, std::ostream& out, std::ostream& err);
+int run_user_command(const std::string& action, const std::string& user, const std::string& store,
+                     const std::string& realm, std::istream& in, std::ostream& out,
+                     std::ostream& err);
 
 }  // namespace msrp::relayd

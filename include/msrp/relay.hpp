@@ -4,15 +4,17 @@
 // time and connection events; it gives back bytes to write per connection, actions (open a
 // connection to a next hop, close one) and notices for the log. It never opens a socket,
 // reads a clock, sleeps, draws random numbers or reads the credential store itself: all of
-// that is injected or driven by the caller.
+// that is injected or driven by the caller: the credential store is asked through `lookup`
+// actions, answered (now or later) with `credentials`.
 //
-//   msrp::relay r(config, random, hasher, lookup);
+//   msrp::relay r(config, random, hasher);
 //   r.accept(1, {.secure = true, .local_port = 2855});   // a client connected
 //   loop: r.receive(1, bytes); r.advance(now);
 //         write(r.output(id)); r.consume_output(id, written);
-//         while (auto a = r.next_action()) act(*a);     // connect, close, notice
+//         while (auto a = r.next_action()) act(*a);     // connect, close, lookup, notice
 //         while (auto id = r.next_ready()) wake(*id);   // output to write, input to read
 //         read from a connection only while r.wants_input(id)
+//   when a lookup completes: r.credentials(lookup.ticket, answer);
 //
 // Theory of operation.
 //
@@ -27,10 +29,15 @@
 // here; one with further URIs passes through like any other request. Without Authorization it
 // is answered 401 with one challenge per algorithm (SHA-256, then MD5), each with a fresh
 // single-use nonce bound to the connection that valid for `nonce_lifetime`. Credentials are
-// checked with the HA1 the injected lookup returns: right credentials on a nonce that is
-// unknown, expired, used or from another connection get a new challenge marked stale (a
-// replayed Authorization thus never succeeds); wrong ones count as a failure and get a new
-// challenge, and the `max_failures`-th gets 403 and the connection closed. An Expires outside
+// checked with the HA1 of the user: the relay asks for it with a `lookup` action and reads
+// nothing more from that connection (`wants_input` false; bytes already received wait, so
+// frames keep their order) until `credentials` answers it. A connection that closes meanwhile
+// is forgotten, and so is the late answer. When the store is unavailable the AUTH is answered
+// 500 and nothing else changes: it is not the client's failure. Right credentials on a nonce
+// that is unknown, expired, used or from another connection get a new challenge marked stale
+// (a replayed Authorization thus never succeeds); wrong ones (or an unknown user) count as a
+// failure and get a new challenge, and the `max_failures`-th gets 403 and the connection
+// closed. An Expires outside
 // [min_expires, max_expires] is answered 423 with Min-Expires or Max-Expires (§4.6). Success
 // is 200 with Use-Path, Expires and Authentication-Info (rspauth, a nextnonce). The Use-Path
 // URI carries a fresh session-id of 16 random characters (about 95 bits; §6.3 asks for 64)
@@ -92,10 +99,19 @@
 
 namespace msrp {
 
-/// Returns the HA1 stored for a user in a realm for one algorithm (`digest::md5` or
-/// `digest::sha256`), or nothing if there is no such user (RFC 7616 §5.2: never a password).
-using credential_lookup = std::function<std::optional<std::string>(
-    std::string_view username, std::string_view realm, std::string_view algorithm)>;
+/// What the credential store said to a `lookup` action.
+enum class lookup_outcome {
+  found,         ///< The user has an HA1 for the realm and algorithm: `ha1` holds it.
+  no_such_user,  ///< No HA1 for that user, realm and algorithm: the credentials are wrong.
+  unavailable,   ///< The store could not answer (database down, timed out, failing).
+};
+
+/// The answer to a `lookup` action, for `relay::credentials`.
+struct credential_answer {
+  lookup_outcome outcome = lookup_outcome::unavailable;
+  /// The HA1 as lowercase hex (RFC 7616 §5.2: the store keeps H(A1), never a password).
+  std::string ha1{};
+};
 
 /// What the relay knows of a connection it accepted.
 struct peer_info {
@@ -118,6 +134,16 @@ struct connect {
 struct close {
   connection_id connection;
 };
+/// Look up the HA1 of `username` in `realm` for `algorithm` (`digest::sha256` or
+/// `digest::md5`) and answer with `credentials(ticket, answer)`, at once or later; the AUTH
+/// received on `connection` waits for it. Tickets are never reused.
+struct lookup {
+  std::uint64_t ticket;
+  connection_id connection;
+  std::string username;
+  std::string realm;
+  std::string algorithm;
+};
 /// Something worth a log line: a session opened, refreshed or ended, an AUTH failed, a
 /// REPORT generated, a connection dropped. One line, no credentials in it.
 struct notice {
@@ -127,8 +153,8 @@ struct notice {
 
 }  // namespace relay_actions
 
-using relay_action =
-    std::variant<relay_actions::connect, relay_actions::close, relay_actions::notice>;
+using relay_action = std::variant<relay_actions::connect, relay_actions::close,
+                                  relay_actions::lookup, relay_actions::notice>;
 
 class relay {
  public:
@@ -173,12 +199,14 @@ class relay {
     std::uint64_t bytes_relayed = 0;   ///< Body bytes forwarded.
     std::uint64_t auth_successes = 0;
     std::uint64_t auth_failures = 0;      ///< Wrong or unknown credentials.
+    std::uint64_t auth_unavailable = 0;   ///< AUTHs answered 500: the store was unavailable.
+    std::uint64_t lookups = 0;            ///< Credential lookups waiting for an answer now.
     std::uint64_t reports_generated = 0;  ///< Failure REPORTs the relay wrote.
     std::uint64_t queued_bytes = 0;       ///< Output waiting to be written, all connections.
     std::uint64_t streams = 0;            ///< Requests being passed on now.
   };
 
-  relay(config settings, random_source random, digest::hasher hash, credential_lookup lookup);
+  relay(config settings, random_source random, digest::hasher hash);
   ~relay();
   relay(const relay&) = delete;
   relay& operator=(const relay&) = delete;
@@ -209,6 +237,11 @@ class relay {
   std::size_t queued(connection_id connection) const;
   /// `n` bytes of `output(connection)` were written.
   void consume_output(connection_id connection, std::size_t n);
+
+  /// The answer to the `lookup` action with `ticket`: the AUTH waiting for it goes on, and so
+  /// does the input of its connection. An answer for a connection that closed meanwhile, or
+  /// for an unknown ticket, is ignored.
+  void credentials(std::uint64_t ticket, credential_answer answer);
 
   // --- Time, actions, counters
 

@@ -499,21 +499,37 @@ struct node::state : transport<node::state> {
 };
 
 struct relay_server::state : transport<relay_server::state> {
+  /// Where answers to lookups, from any thread, find the server while it lives.
+  struct mailbox {
+    std::mutex mutex;
+    state* server = nullptr;
+  };
+
   options settings;
   relay engine;
+  credential_service credentials;
+  std::shared_ptr<mailbox> answers = std::make_shared<mailbox>();
   connection_id next_connection = 1;  // the relay numbers its outgoing connections from 2^62
 
   std::mutex mutex;
   std::condition_variable ready;
   std::deque<std::string> notices;
 
-  state(options o, credential_lookup lookup)
+  state(options o, credential_service service)
       : transport(o.identity, o.ca_file, o.connect_timeout, o.write_timeout),
         settings(std::move(o)),
-        engine(settings.engine, secure_random, digest_hex, std::move(lookup)) {
+        engine(settings.engine, secure_random, digest_hex),
+        credentials(std::move(service)) {
+    answers->server = this;
     start();
   }
-  ~state() { stop(); }
+  ~state() {
+    {
+      std::lock_guard lock(answers->mutex);
+      answers->server = nullptr;
+    }
+    stop();
+  }
 
   relay& core() { return engine; }
   bool wants_input(connection_id id) const { return engine.wants_input(id); }
@@ -537,10 +553,25 @@ struct relay_server::state : transport<relay_server::state> {
         asio::co_spawn(io, reach(c->connection, c->target), asio::detached);
       } else if (auto* closing = std::get_if<relay_actions::close>(&*action)) {
         finish(closing->connection);
+      } else if (auto* query = std::get_if<relay_actions::lookup>(&*action)) {
+        credentials(*query, answerer(query->ticket));
       } else if (auto* n = std::get_if<relay_actions::notice>(&*action)) {
         push("connection " + std::to_string(n->connection) + ": " + n->text);
       }
     }
+  }
+
+  /// Hands the answer to lookup `ticket` to the relay on the I/O thread, if the server lives.
+  credential_callback answerer(std::uint64_t ticket) {
+    return [box = answers, ticket](credential_answer answer) {
+      std::lock_guard lock(box->mutex);
+      auto* server = box->server;
+      if (!server) return;
+      asio::post(server->io, [server, ticket, answer = std::move(answer)]() mutable {
+        server->engine.credentials(ticket, std::move(answer));
+        server->drain();
+      });
+    };
   }
 
   /// Opens the connection the relay asked for; a failure closes it in the relay.
@@ -722,8 +753,17 @@ std::optional<node_event> node::wait_event(std::chrono::milliseconds timeout) {
   return next;
 }
 
-relay_server::relay_server(options settings, credential_lookup lookup)
-    : state_(std::make_unique<state>(std::move(settings), std::move(lookup))) {}
+credential_service answer_at_once(credential_lookup lookup) {
+  return [lookup = std::move(lookup)](const relay_actions::lookup& query,
+                                      const credential_callback& done) {
+    auto ha1 = lookup(query.username, query.realm, query.algorithm);
+    done(ha1 ? credential_answer{lookup_outcome::found, std::move(*ha1)}
+             : credential_answer{lookup_outcome::no_such_user, {}});
+  };
+}
+
+relay_server::relay_server(options settings, credential_service credentials)
+    : state_(std::make_unique<state>(std::move(settings), std::move(credentials))) {}
 
 relay_server::~relay_server() = default;
 

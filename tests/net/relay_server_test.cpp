@@ -20,11 +20,13 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -278,10 +280,14 @@ class RelayServer : public testing::Test {
     return settings;
   }
 
-  void SetUp() override {
+  void SetUp() override { serve(answer_at_once(lookup)); }
+
+  /// A new server, with `credentials` as its store.
+  void serve(credential_service credentials) {
     relay_server::options settings;
     settings.engine = engine();
-    server_ = std::make_unique<relay_server>(std::move(settings), lookup);
+    server_.reset();
+    server_ = std::make_unique<relay_server>(std::move(settings), std::move(credentials));
     const auto bound = server_->listen("127.0.0.1", 0, false);
     ASSERT_TRUE(bound) << bound.error().message();
     port_ = *bound;
@@ -406,6 +412,83 @@ TEST_F(RelayServer, AuthChallengesThenGrantsUsePath) {
     EXPECT_EQ(info->cnonce, "0a4f113b");
     EXPECT_EQ(info->nc, "00000001");
     EXPECT_FALSE(info->nextnonce.empty());
+  }
+}
+
+/// A credential store that answers alice and bob at once and keeps carol's lookups for the
+/// test, which answers them from a thread of its own, as a pool of database workers would.
+struct slow_store {
+  std::mutex mutex;
+  std::condition_variable arrived;
+  std::vector<std::pair<relay_actions::lookup, credential_callback>> held;
+
+  credential_service service() {
+    return [this](const relay_actions::lookup& query, credential_callback done) {
+      if (query.username != "carol") return answer_at_once(lookup)(query, std::move(done));
+      std::lock_guard lock(mutex);
+      held.emplace_back(query, std::move(done));
+      arrived.notify_all();
+    };
+  }
+  /// Waits for a held lookup and answers it from another thread with `outcome`.
+  bool answer(lookup_outcome outcome) {
+    std::unique_lock lock(mutex);
+    if (!arrived.wait_for(lock, 5s, [&] { return !held.empty(); })) return false;
+    auto [query, done] = std::move(held.front());
+    held.erase(held.begin());
+    lock.unlock();
+    credential_answer reply{outcome, {}};
+    if (outcome == lookup_outcome::found) {
+      reply.ha1 =
+          digest::ha1(test::openssl_hash, query.algorithm, query.username, query.realm, "singer");
+    }
+    std::thread([done = std::move(done), reply] { done(reply); }).join();
+    return true;
+  }
+};
+
+TEST_F(RelayServer, AuthWaitsForTheStoreWhileOthersRelay) {
+  slow_store store;
+  serve(store.service());
+  wire_client alice_wire(port_);
+  wire_client bob_wire(port_);
+  wire_client carol_wire(port_);
+  auto a = alice();
+  auto b = bob();
+  account c{"carol", "singer", "msrp://carol.example.com:9894/cc11y;tcp", {}};
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+
+  // Carol's AUTH waits for the store, twice: it is down, then it answers.
+  const auto ch = get_challenge(carol_wire, c);
+  ASSERT_TRUE(ch);
+  for (const auto outcome : {lookup_outcome::unavailable, lookup_outcome::found}) {
+    ASSERT_TRUE(carol_wire.send(
+        auth_text("carol001", relay_uri_, c.uri, {{"Authorization", authorization(*ch, c)}})));
+    // Meanwhile the relay serves everyone else: alice's SEND reaches bob.
+    ASSERT_TRUE(alice_wire.send(
+        send_text("whil0001", path_between(a, b), a.uri, "msg-0001", "while carol waits")));
+    const auto delivered = bob_wire.next_frame();
+    ASSERT_TRUE(delivered);
+    EXPECT_EQ(delivered->body, "while carol waits") << describe(delivered);
+    const auto ok = alice_wire.next_frame();
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->head.status_code, 200) << describe(ok);
+    ASSERT_TRUE(bob_wire.send(response_text(delivered->head.transaction_id, 200, "OK",
+                                            first_hop(header(*delivered, "From-Path")), b.uri)));
+    EXPECT_FALSE(carol_wire.next_frame(100ms)) << "carol's answer waits for the store";
+
+    ASSERT_TRUE(store.answer(outcome));
+    const auto answer = carol_wire.next_frame();
+    ASSERT_TRUE(answer);
+    EXPECT_EQ(answer->head.transaction_id, "carol001");
+    if (outcome == lookup_outcome::unavailable) {
+      EXPECT_EQ(answer->head.status_code, 500) << describe(answer);
+      EXPECT_EQ(answer->head.comment, "Credential Store Unavailable");
+    } else {
+      EXPECT_EQ(answer->head.status_code, 200) << describe(answer);
+      EXPECT_FALSE(header(*answer, "Use-Path").empty());
+    }
   }
 }
 

@@ -12,7 +12,12 @@
 // the system's CAs) and the URI's host name, and offer the relay's certificate, so relays
 // that list each other's CA authenticate each other (mutual TLS).
 //
-// The credential lookup runs on the I/O thread and must not block for long.
+// Credentials: the relay core asks for the HA1 of a user with a `lookup` action; the server
+// hands it to the `credential_service` on the I/O thread, which must return at once and answer
+// later, from any thread (a pool of database workers, say). The answer is posted back to the
+// I/O thread; meanwhile only the connection that sent the AUTH waits (RFC 4976 §6.3), every
+// other connection and session goes on. Answers that arrive after the server is gone are
+// dropped.
 #pragma once
 
 #include <chrono>
@@ -20,12 +25,30 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "msrp/net/node.hpp"
 #include "msrp/net/tls.hpp"
 #include "msrp/relay.hpp"
 
 namespace msrp::net {
+
+/// Returns the HA1 stored for a user in a realm for one algorithm (`digest::md5` or
+/// `digest::sha256`), or nothing if there is no such user (RFC 7616 §5.2: never a password).
+using credential_lookup = std::function<std::optional<std::string>(
+    std::string_view username, std::string_view realm, std::string_view algorithm)>;
+
+/// Called with the answer to a lookup, once, from any thread.
+using credential_callback = std::function<void(credential_answer)>;
+
+/// Starts the lookup `query` and returns without waiting for it (it runs on the I/O thread);
+/// calls `done` once with the answer, from any thread, now or later.
+using credential_service =
+    std::function<void(const relay_actions::lookup& query, credential_callback done)>;
+
+/// A `credential_service` that calls `lookup` at once on the I/O thread: for stores in memory
+/// and tests, where a lookup cannot fail or block.
+credential_service answer_at_once(credential_lookup lookup);
 
 class relay_server {
  public:
@@ -40,7 +63,7 @@ class relay_server {
     std::chrono::milliseconds write_timeout{60'000};
   };
 
-  relay_server(options settings, credential_lookup lookup);
+  relay_server(options settings, credential_service credentials);
   /// Closes every connection and stops the I/O thread.
   ~relay_server();
   relay_server(const relay_server&) = delete;
