@@ -122,10 +122,11 @@ struct relay::state {
     // Input: frames received, in order; only the front one can own a target.
     // Shared: whoever works on one keeps it alive while what it calls may finish and drop it.
     std::deque<std::shared_ptr<forward>> forwards;
-    std::optional<local> handling;   // the request being received, when not forwarded
-    std::optional<awaiting> lookup;  // input waits (in `unparsed`) while it is set
-    std::string unparsed;            // received bytes the parser left unconsumed
-    std::deque<std::string> nonces;  // issued to it, oldest first (some may have expired)
+    std::optional<local> handling;      // the request being received, when not forwarded
+    std::optional<awaiting> lookup;     // input waits (in `unparsed`) while it is set
+    std::string unparsed;               // received bytes the parser left unconsumed
+    std::deque<std::string> nonces;     // issued to it, oldest first (some may have expired)
+    std::vector<std::string> sessions;  // ids of the sessions opened on it (some may be gone)
     // Output.
     std::string out;
     // The bytes `output()` handed out, and how many of them were written: kept unchanged until
@@ -146,7 +147,8 @@ struct relay::state {
   digest::hasher hash;
   clock::time_point now{};
   std::map<connection_id, connection> connections;
-  std::unordered_map<std::string, session> sessions;  // by session-id
+  std::unordered_map<std::string, session> sessions;         // by session-id
+  std::unordered_map<std::string, std::size_t> sessions_of;  // live sessions per user
   std::unordered_map<std::string, nonce_record> nonces;
   std::unordered_map<std::string, connection_id> outgoing;   // by authority
   std::unordered_map<std::uint64_t, connection_id> lookups;  // by ticket, unanswered
@@ -806,23 +808,39 @@ struct relay::state {
              {"Authentication-Info", info.to_header_value()}});
   }
 
+  /// `s` ends or changes hands: one session fewer for its user.
+  void forget_owner(const session& s) {
+    const auto found = sessions_of.find(s.user);
+    if (found == sessions_of.end()) return;
+    if (--found->second == 0) sessions_of.erase(found);
+  }
+
   /// A new session for `user` on `c`, or the refreshed one it already has for `client_path`.
   session* open_session(connection& c, const std::string& user, const std::vector<uri>& client_path,
                         std::chrono::seconds lifetime) {
     const auto expires = now + lifetime;
     schedule(expires);
-    std::size_t owned = 0;
-    for (auto& [id, s] : sessions) {
-      if (s.connection == c.id && same_path(s.client_path, client_path) && s.expires > now) {
+    // Only this connection's sessions and a count per user: an AUTH costs the same however many
+    // sessions the relay holds.
+    std::erase_if(c.sessions, [&](const std::string& id) { return !sessions.contains(id); });
+    for (const auto& id : c.sessions) {
+      auto& s = sessions.at(id);
+      if (same_path(s.client_path, client_path) && s.expires > now) {
+        if (s.user != user) {
+          forget_owner(s);
+          ++sessions_of[user];
+        }
         s.expires = expires;
         s.user = user;
         notice(c.id, "session " + id + " of \"" + user + "\" refreshed for " +
                          std::to_string(lifetime.count()) + " s");
         return &s;
       }
-      if (s.user == user) ++owned;
     }
-    if (owned >= settings.max_sessions_per_user) return nullptr;
+    if (const auto owned = sessions_of.find(user);
+        owned != sessions_of.end() && owned->second >= settings.max_sessions_per_user) {
+      return nullptr;
+    }
     std::string id = make_ident(random);
     const auto text = std::string(c.peer.secure ? "msrps://" : "msrp://") + settings.host + ':' +
                       std::to_string(c.peer.local_port) + '/' + id + ";tcp";
@@ -830,6 +848,8 @@ struct relay::state {
     if (!self) return nullptr;
     auto& s = sessions[id];
     s = session{*self, c.id, client_path, user, expires};
+    c.sessions.push_back(id);
+    ++sessions_of[user];
     counters.sessions = sessions.size();
     notice(c.id, "session " + id + " opened for \"" + user + "\" from " + c.peer.address + " for " +
                      std::to_string(lifetime.count()) + " s");
@@ -891,13 +911,12 @@ struct relay::state {
     auto* c = find(id);
     if (!c) return;
     // Sessions reachable through it end (§6.3: "the URI MUST be invalidated").
-    for (auto it = sessions.begin(); it != sessions.end();) {
-      if (it->second.connection == id) {
-        notice(id, "session " + it->first + " closed with its connection");
-        it = sessions.erase(it);
-      } else {
-        ++it;
-      }
+    for (const auto& session_id : c->sessions) {
+      const auto found = sessions.find(session_id);
+      if (found == sessions.end()) continue;
+      notice(id, "session " + session_id + " closed with its connection");
+      forget_owner(found->second);
+      sessions.erase(found);
     }
     counters.sessions = sessions.size();
     // What it was sending: a chunk open elsewhere is aborted (RFC 4975 §7.1: `#`).
@@ -917,10 +936,13 @@ struct relay::state {
       if (other_id == id) continue;
       // A copy: a failure REPORT may let other forwards finish and leave the queue.
       const auto queued = std::vector(other.forwards.begin(), other.forwards.end());
+      bool failed = false;
       for (const auto& f : queued) {
-        if (f->target == id) fail_forward(*f, 481, why);
+        if (f->target != id) continue;
+        fail_forward(*f, 481, why);
+        failed = true;
       }
-      settle(other);
+      if (failed) settle(other);
     }
     for (auto& [tid, p] : c->pendings) {
       if (p.is_send && p.failure_report != report_mode::no) {
@@ -946,6 +968,7 @@ struct relay::state {
     for (auto it = sessions.begin(); it != sessions.end();) {
       if (it->second.expires <= now) {
         notice(it->second.connection, "session " + it->first + " expired");
+        forget_owner(it->second);
         it = sessions.erase(it);
       } else {
         schedule(it->second.expires);

@@ -1409,6 +1409,20 @@ TEST_P(Relay, TooManySessionsIsForbidden) {
   EXPECT_FALSE(limited.closed(alice_connection));
 }
 
+TEST_P(Relay, SessionsClosedWithTheirConnectionFreeTheUsersQuota) {
+  auto settings = relay_settings();
+  settings.max_sessions_per_user = 1;
+  harness limited(GetParam(), settings);
+  ASSERT_TRUE(authenticate(limited, a));
+  limited.core().close_connection(alice_connection);
+  EXPECT_EQ(limited.core().statistics().sessions, 0u);
+  // Alice again, on a new connection: her one session is free again.
+  auto again = a;
+  again.connection = carol_connection;
+  ASSERT_TRUE(authenticate(limited, again));
+  EXPECT_EQ(limited.core().statistics().sessions, 1u);
+}
+
 TEST_P(Relay, PipelinedRequestsKeepTheirOrder) {
   two_clients();
   // Three SENDs in one read, the middle one toward a next hop that is still connecting.
