@@ -98,9 +98,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 big_mb=${KAMAILIO_TEST_BIG_MB:-16}
 
 source "$here/../net/lib.sh"
-msrp=$scratch/msrp
-relay=$scratch/msrp-relay
-cp "$msrp_built" "$msrp" && cp "$relay_built" "$relay" || exit 2
+binary msrp "$msrp_built"
+binary msrp_relay "$relay_built"
 
 # ---------------------------------------------------------------------------------------------
 section "install Kamailio (only what is missing)"
@@ -371,9 +370,9 @@ section "start msrp-relay beside it"
 r=$scratch/relay-state
 mkdir -p "$r"
 for user in "${users[@]}"; do
-  "$relay" user add "$user" --state-dir "$r" --realm "$realm" <"$k/$user.password"
+  "$msrp_relay" user add "$user" --state-dir "$r" --realm "$realm" <"$k/$user.password"
 done
-spawn msrp_relay 1800 "$relay" --state-dir "$r" --demo-user '' --host 127.0.0.1 --realm "$realm" \
+spawn msrp_relay 1800 "$msrp_relay" --state-dir "$r" --demo-user '' --host 127.0.0.1 --realm "$realm" \
   --listen 127.0.0.1:0 --listen-tcp 127.0.0.1:0 --ca-file "$k/cert.pem"
 timeout 20 bash -c 'until grep -qs "as msrp://" "$0"; do sleep 0.05; done' "$scratch/msrp_relay.err"
 port_of[msrp-relay/msrps]=$(sed -n 's|.*as msrps://127.0.0.1:\([0-9]*\);tcp.*|\1|p' "$scratch/msrp_relay.err")

@@ -14,9 +14,8 @@ bench_built=$1
 relay_built=$2
 
 source "$(dirname "$0")/lib.sh"
-bench=$scratch/msrp-bench
-relay=$scratch/msrp-relay
-cp "$bench_built" "$bench" && cp "$relay_built" "$relay" || exit 2
+binary bench "$bench_built"
+binary relay "$relay_built"
 
 # field NAME: the value of NAME in the JSON line of the last run ($scratch/run.out).
 field() {

@@ -14,9 +14,7 @@ big_mb=${MSRP_CLI_BIG_MB:-256}
 abort_mb=128  # the transfer the abort checks interrupt; larger than any socket buffer
 
 source "$(dirname "$0")/lib.sh"
-# A copy, so that a rebuild while the test runs cannot pull the binary away.
-msrp=$scratch/msrp
-cp "$msrp_built" "$msrp" || exit 2
+binary msrp "$msrp_built"
 
 unfinished() {  # unfinished PID FILE: the sender PID still runs and FILE is not there yet
   kill -0 "$1" && [ ! -e "$2" ]

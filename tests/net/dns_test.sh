@@ -19,9 +19,8 @@ msrp_built=$1
 relay_built=$2
 
 source "$(dirname "$0")/lib.sh"
-msrp=$scratch/msrp
-relay=$scratch/msrp-relay
-cp "$msrp_built" "$msrp" && cp "$relay_built" "$relay" || exit 2
+binary msrp "$msrp_built"
+binary relay "$relay_built"
 
 # ---------------------------------------------------------------------------------------------
 section "install dnsmasq (only what is missing)"

@@ -27,6 +27,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# binary NAME PATH: copies PATH into the scratch directory and sets $NAME to the copy, so that
+# a rebuild while the test runs cannot pull it away.
+binary() {
+  printf -v "$1" '%s' "$scratch/$(basename "$2")"
+  cp "$2" "${!1}" || exit 2
+}
+
 elapsed() {  # elapsed START: seconds since START, a `date +%s.%N`
   awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $1 }"
 }

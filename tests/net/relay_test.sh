@@ -14,10 +14,8 @@ relay_built=$2
 big_mb=${MSRP_RELAY_BIG_MB:-1024}
 
 source "$(dirname "$0")/lib.sh"
-# Copies, so that a rebuild while the test runs cannot pull the binaries away.
-msrp=$scratch/msrp
-relay=$scratch/msrp-relay
-cp "$msrp_built" "$msrp" && cp "$relay_built" "$relay" || exit 2
+binary msrp "$msrp_built"
+binary relay "$relay_built"
 
 # add_user STATE NAME [OPTIONS...]: adds NAME with a random password to the relay's store in
 # STATE and writes the password to STATE/NAME.password.
