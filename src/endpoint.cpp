@@ -879,6 +879,7 @@ struct endpoint::state {
 
   void on_end(connection& c, end_flag flag) {
     auto& f = c.request;
+    const auto queued = c.urgent.size();
     if (f.session != 0 && f.is_send && !f.message_id.empty()) on_send_end(f, flag);
     if (f.report_duplicate) {
       const auto& head = c.wire.head();
@@ -889,7 +890,13 @@ struct endpoint::state {
     // §7.2: Failure-Report no suppresses every response, partial the 200s.
     const bool answer = f.answer != 0 && f.failure_report != report_mode::no &&
                         !(f.failure_report == report_mode::partial && f.answer == 200);
-    if (answer) respond(c, c.wire.head(), f.answer);
+    if (answer) {
+      // §7.2: the response goes "immediately", ahead of the REPORTs this chunk brought about
+      // (the order of RFC 4975 §11.6).
+      respond(c, c.wire.head(), f.answer);
+      std::rotate(c.urgent.begin() + static_cast<std::ptrdiff_t>(queued), c.urgent.end() - 1,
+                  c.urgent.end());
+    }
     c.request = frame{};
   }
 

@@ -312,6 +312,19 @@ TEST(EndpointSend, TextWithSuccessReportIsDelivered) {
   EXPECT_EQ(sends[0]->head.header("Success-Report"), std::optional<std::string_view>("yes"));
 }
 
+// Found by the torture corpus (valid-odd.md, "Several frames back to back"): the success REPORT
+// for a one-chunk message went out before the chunk's 200, though the response is due
+// "immediately" (RFC 4975 §7.2) and §11.6 shows it first; a repeated message likewise.
+TEST(EndpointReceive, DefectSuccessReportWentBeforeTheResponse) {
+  pair p;
+  p.alice().send(p.alice_session, text("Hello, Bob!", report_mode::yes));
+  p.pump();
+  const auto& frames = p.wire(side::bob).frames();
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].head.status_code, 200);
+  EXPECT_EQ(frames[1].head.method, "REPORT");
+}
+
 TEST(EndpointSend, DeliveredNeedsSuccessReportAndEveryResponse) {
   // Success-Report yes with Failure-Report yes: delivered once the REPORT covers every byte
   // and every chunk got its 200, in whichever order they arrive.
