@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <deque>
+#include <limits>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -783,8 +784,7 @@ struct endpoint::state {
     const auto type = head.content_type();
     if (!type) return;  // a bodiless SEND carries no content (§7.1)
     if (!accepts_type(s.settings.accept_types, *type)) return refuse(415);  // §7.3.1, §8.6
-    auto [it, fresh] = s.incoming_messages.try_emplace(f.message_id);
-    auto& m = it->second;
+    auto& m = s.incoming_messages.try_emplace(f.message_id).first->second;
     m.head = head;
     if (range->total) m.total = range->total;
     remember(s, f.message_id, {std::string(*head.header("From-Path")), f.failure_report, m.total});
@@ -792,7 +792,12 @@ struct endpoint::state {
       return refuse_message(f, s, 413);  // §10.5
     }
     f.discard = false;
-    if (fresh && m.total && *m.total > settings.whole_message_limit) start_streaming(f.session, m);
+    // A message larger than `whole_message_limit` is streamed from its first chunk's head: one
+    // with such a total, or one starting past the limit (its every byte lies beyond it).
+    if (!m.streaming && ((m.total && *m.total > settings.whole_message_limit) ||
+                         range->start > settings.whole_message_limit)) {
+      start_streaming(f.session, m);
+    }
   }
 
   /// Drops the message being received and refuses its further chunks with `status`.
@@ -831,6 +836,11 @@ struct endpoint::state {
     }
     auto& m = found->second;
     const auto begin = f.position;
+    // RFC 4975 §9 allows any 1*DIGIT range-start, but positions are 64-bit: a body running
+    // past byte 2^64 - 1 cannot be placed, and its message is refused.
+    if (bytes.size() > std::numeric_limits<std::uint64_t>::max() - begin) {
+      return refuse_message(f, s, 400);
+    }
     const auto end = begin + bytes.size();
     f.position = end;
     if (s.settings.max_size && end > *s.settings.max_size) return refuse_message(f, s, 413);
@@ -869,6 +879,7 @@ struct endpoint::state {
 
   void on_end(connection& c, end_flag flag) {
     auto& f = c.request;
+    const auto queued = c.urgent.size();
     if (f.session != 0 && f.is_send && !f.message_id.empty()) on_send_end(f, flag);
     if (f.report_duplicate) {
       const auto& head = c.wire.head();
@@ -879,7 +890,13 @@ struct endpoint::state {
     // §7.2: Failure-Report no suppresses every response, partial the 200s.
     const bool answer = f.answer != 0 && f.failure_report != report_mode::no &&
                         !(f.failure_report == report_mode::partial && f.answer == 200);
-    if (answer) respond(c, c.wire.head(), f.answer);
+    if (answer) {
+      // §7.2: the response goes "immediately", ahead of the REPORTs this chunk brought about
+      // (the order of RFC 4975 §11.6).
+      respond(c, c.wire.head(), f.answer);
+      std::rotate(c.urgent.begin() + static_cast<std::ptrdiff_t>(queued), c.urgent.end() - 1,
+                  c.urgent.end());
+    }
     c.request = frame{};
   }
 
@@ -1094,8 +1111,13 @@ struct endpoint::state {
 
   void on_parse_error(connection_id id, connection& c, std::error_code error) {
     const auto& head = c.wire.head();
-    if (head.is_request() && detail::is_ident(head.transaction_id) && head.header("From-Path") &&
-        head.header("To-Path")) {
+    // §7.1.2: REPORTs are never answered; §7.2: Failure-Report `no` suppresses every
+    // response (an unreadable value counts as `yes`).
+    const auto failure_report = head.failure_report();
+    const bool silent =
+        head.method == "REPORT" || (failure_report && *failure_report == report_mode::no);
+    if (head.is_request() && !silent && detail::is_ident(head.transaction_id) &&
+        head.header("From-Path") && head.header("To-Path")) {
       respond(c, head, to_status(error));
     }
     c.failed = true;

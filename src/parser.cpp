@@ -180,6 +180,15 @@ parser::event parser::parse_start_line(std::string_view input) {
   // RFC 4975 §9: req-start  = pMSRP SP transact-id SP method CRLF
   //              resp-start = pMSRP SP transact-id SP status-code [SP comment] CRLF
   constexpr std::string_view protocol = "MSRP ";
+  if (!input.empty()) {
+    // A new frame begins: what `head()` holds after a failure must be this frame's, not the
+    // previous one's, or a peer would answer that transaction a second time (RFC 4975 §7.2).
+    head_.transaction_id.clear();
+    head_.method.clear();
+    head_.status_code = 0;
+    head_.comment.clear();
+    header_count_ = 0;
+  }
   const auto prefix = std::min(input.size(), protocol.size());
   if (input.substr(0, prefix) != protocol.substr(0, prefix)) return fail(errc::bad_start_line, 0);
   const auto lf = find_line_end(input, 0);
@@ -195,10 +204,6 @@ parser::event parser::parse_start_line(std::string_view input) {
   const auto space = line.find(' ');
   const auto id = line.substr(0, space);
   head_.transaction_id.assign(id);
-  head_.method.clear();
-  head_.status_code = 0;
-  head_.comment.clear();
-  header_count_ = 0;
   seen_ = 0;
   head_size_ = lf + 1;
   scanned_ = 0;

@@ -899,7 +899,12 @@ struct relay::state {
 
   void fail_stream(connection& c, std::error_code error) {
     const auto& head = c.wire.head();
-    if (!head.transaction_id.empty() && head.is_request() && head.method != "REPORT") {
+    // REPORTs are never answered (RFC 4975 §7.1.2); Failure-Report `no` suppresses every
+    // response (§7.2).
+    const auto failure_report = head.failure_report();
+    const bool silent =
+        head.method == "REPORT" || (failure_report && *failure_report == report_mode::no);
+    if (!head.transaction_id.empty() && head.is_request() && !silent) {
       const int code = to_status(error);
       respond(c, head, code, code == 413 ? "Message Too Large" : "Bad Request");
     }

@@ -43,7 +43,8 @@ class wire_log {
     std::uint64_t end = 0;    ///< Stream offset just past the end-line.
   };
 
-  explicit wire_log(bool keep_bodies = true) : keep_bodies_(keep_bodies) {}
+  explicit wire_log(bool keep_bodies = true, parser::limits limits = {})
+      : keep_bodies_(keep_bodies), parser_(limits) {}
 
   /// Parses the next bytes the side wrote.
   void feed(std::string_view bytes) {

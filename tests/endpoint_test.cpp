@@ -312,6 +312,19 @@ TEST(EndpointSend, TextWithSuccessReportIsDelivered) {
   EXPECT_EQ(sends[0]->head.header("Success-Report"), std::optional<std::string_view>("yes"));
 }
 
+// Found by the torture corpus (valid-odd.md, "Several frames back to back"): the success REPORT
+// for a one-chunk message went out before the chunk's 200, though the response is due
+// "immediately" (RFC 4975 §7.2) and §11.6 shows it first; a repeated message likewise.
+TEST(EndpointReceive, DefectSuccessReportWentBeforeTheResponse) {
+  pair p;
+  p.alice().send(p.alice_session, text("Hello, Bob!", report_mode::yes));
+  p.pump();
+  const auto& frames = p.wire(side::bob).frames();
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].head.status_code, 200);
+  EXPECT_EQ(frames[1].head.method, "REPORT");
+}
+
 TEST(EndpointSend, DeliveredNeedsSuccessReportAndEveryResponse) {
   // Success-Report yes with Failure-Report yes: delivered once the REPORT covers every byte
   // and every chunk got its 200, in whichever order they arrive.
@@ -1980,6 +1993,47 @@ TEST(EndpointConnection, MalformedBytesWithoutTransactionIdFailSilently) {
   EXPECT_EQ(failed[0].connection, 3u);
   EXPECT_TRUE(failed[0].error);
   EXPECT_TRUE(take_output(p.bob(), 3).empty());
+}
+
+// Found by the torture corpus (limits.md, "REPORT body of 10241 octets"): a REPORT whose body
+// broke the stream was answered 413, though REPORTs are never answered (RFC 4975 §7.1.2), and
+// a request with Failure-Report `no` got its 400 too (§7.2).
+TEST(EndpointConnection, DefectMalformedReportWasAnswered) {
+  for (const std::string_view extra : {"Status: 000 200 OK\r\n", ""}) {
+    pair p;
+    const std::string method = extra.empty() ? "SEND" : "REPORT";
+    p.bob().receive(1, "MSRP abcd1234 " + method + "\r\nTo-Path: " + bob_uri(p) +
+                           "\r\nFrom-Path: " + std::string(carol) + "\r\nMessage-ID: m1\r\n" +
+                           std::string(extra) + (extra.empty() ? "Failure-Report: no\r\n" : "") +
+                           "Content-Type: text/plain\r\nContent-Type: text/plain\r\n\r\n");
+    p.drain();
+    EXPECT_EQ(only<events::connection_failed>(p.bob_events).size(), 1u) << method;
+    EXPECT_TRUE(take_output(p.bob(), 1).empty()) << method;
+  }
+}
+
+// Found by the torture corpus (valid-odd.md, "Byte-Range ending at 2^64 - 1"): a body running
+// past byte 2^64 - 1 overflowed its end position and was copied before the start of the
+// message's buffer. It is refused with 400; a chunk starting past `whole_message_limit` is
+// streamed from its head, so the outcome does not depend on how the bytes arrive.
+TEST(EndpointReceive, DefectBodyPastTheLast64BitPosition) {
+  pair p;
+  const std::string wire = "MSRP abcd1234 SEND\r\nTo-Path: " + bob_uri(p) +
+                           "\r\nFrom-Path: " + std::string(carol) +
+                           "\r\nMessage-ID: m1x2y3\r\n"
+                           "Byte-Range: 18446744073709551615-18446744073709551615/*\r\n"
+                           "Content-Type: text/plain\r\n\r\nabcd\r\n-------abcd1234+\r\n";
+  p.bob().receive(1, wire);
+  p.drain();
+  const auto out = take_output(p.bob(), 1);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].head.status_code, 400);
+  EXPECT_EQ(only<events::message_started>(p.bob_events).size(), 1u);
+  const auto aborted = only<events::message_aborted>(p.bob_events);
+  ASSERT_EQ(aborted.size(), 1u);
+  EXPECT_EQ(aborted[0].status, 400);
+  for (const auto& piece : only<events::message_piece>(p.bob_events))
+    EXPECT_EQ(piece.offset + piece.bytes.size(), 0u) << "a piece wrapped around";
 }
 
 // --- Relays (RFC 4976 §5.1, §9.1) -----------------------------------------------------------

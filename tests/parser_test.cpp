@@ -306,5 +306,24 @@ TEST(Parser, LeavesHeaderValuesToTheMessage) {
   EXPECT_EQ(driver.frames()[0].head.to_path().error(), errc::bad_uri);
 }
 
+// Found by the torture corpus (invalid.md, "CRLF after a complete frame"): a start line that
+// failed before its transaction id left the previous frame's head in `head()`, and the
+// endpoint and the relay answered that frame's transaction a second time.
+TEST(Parser, DefectFailedStartLineKeepsPreviousHead) {
+  for (const std::string_view next : {"\r\n", "msrp abcd SEND\r\n", "MSRP abcd\n"}) {
+    parser p;
+    std::string wire = send_frame("prev1", "hi") + std::string(next);
+    std::string_view rest = wire;
+    parser::event e;
+    do {
+      e = p.parse(rest);
+      rest.remove_prefix(e.consumed);
+    } while (e.kind != parser::event_kind::error);
+    EXPECT_TRUE(p.head().transaction_id.empty()) << escape(next);
+    EXPECT_TRUE(p.head().headers.empty()) << escape(next);
+    EXPECT_TRUE(p.head().method.empty()) << escape(next);
+  }
+}
+
 }  // namespace
 }  // namespace msrp::test

@@ -1903,6 +1903,17 @@ TEST_P(Relay, RequestNotForThisRelayClosesConnection) {
   EXPECT_TRUE(h.closed(mallory_connection));
 }
 
+// Found by the torture corpus (invalid.md, "Malformed request with Failure-Report no"): a
+// request that broke the stream was answered 400 despite Failure-Report `no` (RFC 4975 §7.2).
+TEST_P(Relay, DefectMalformedRequestAnsweredDespiteFailureReportNo) {
+  h.accept(mallory_connection);
+  h.receive(mallory_connection, "MSRP bad00001 SEND\r\nTo-Path: " + std::string(relay_uri) +
+                                    "\r\nFrom-Path: " + std::string(alice_uri) +
+                                    "\r\nFailure-Report: no\r\nno colon\r\n\r\n");
+  EXPECT_TRUE(h.closed(mallory_connection));
+  EXPECT_TRUE(h.take(mallory_connection).empty());
+}
+
 TEST_P(Relay, ProbationClosesIdleClient) {
   h.accept(mallory_connection);
   h.accept(5, /*relay_peer=*/true);

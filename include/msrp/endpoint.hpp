@@ -90,8 +90,11 @@
 // receiver's step well below the sender's window (a quarter, say), or the sender waits for a
 // REPORT that is not due yet.
 //
-// A connection whose byte stream is malformed gets a 400 where the transaction id is known,
-// then a `connection_failed` event: the caller writes the remaining output and closes it.
+// A connection whose byte stream is malformed gets a 400 (413 for a body over its limit) where
+// the transaction id and both paths of the broken request are known, unless it is a REPORT or
+// has Failure-Report `no` (§7.1.2, §7.2); then a `connection_failed` event: the caller writes
+// the remaining output and closes it. The response to a chunk goes out ahead of the success
+// REPORT it completes.
 //
 // Relays (RFC 4976 §5.1). A client behind relays binds its session to the connection to its
 // first relay and calls `authenticate` for each relay, innermost first. Each call sends AUTH

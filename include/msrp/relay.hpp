@@ -19,7 +19,8 @@
 // Theory of operation.
 //
 // Connections. Every connection has a parser; a malformed byte stream is answered 400 where
-// the transaction id is known and the connection closed (RFC 4975 §7.3; RFC 4976 §6.2). A
+// the transaction id is known (not a REPORT, nor with Failure-Report `no`: RFC 4975 §7.1.2,
+// §7.2) and the connection closed (RFC 4975 §7.3; RFC 4976 §6.2). A
 // client connection is on probation until one of its requests succeeds: it is closed when
 // `probation` passes first (§6.1: "the server waits for up to 30 seconds"), or after
 // `max_failures` failed requests (§6.1, §6.3). Connections the relay opens to a next hop, and
