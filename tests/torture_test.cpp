@@ -165,7 +165,7 @@ constexpr connection_id alice_connection = 1, bob_connection = 2, peer_connectio
 /// rewrite adds to a head, so heads at or past the limit stay so.
 class relay_harness {
  public:
-  relay_harness() : core_(settings(0), scripted({}), openssl_hash, lookup) {
+  relay_harness() : core_(settings(0), scripted({}), openssl_hash) {
     core_.listening(2855);
     for (const auto id : {alice_connection, bob_connection})
       core_.accept(id, {.secure = true, .local_port = 2855});
@@ -247,11 +247,6 @@ class relay_harness {
     return c;
   }
 
-  static std::optional<std::string> lookup(std::string_view user, std::string_view realm,
-                                           std::string_view algorithm) {
-    return digest::ha1(openssl_hash, algorithm, user, realm, "secret");
-  }
-
   /// Runs the AUTH exchange of RFC 4976 §5.1 for `client` on `id`; returns its Use-Path.
   std::string authenticate(connection_id id, std::string_view client) {
     const auto auth = [&](std::string tid, std::vector<header_field> extra) {
@@ -296,6 +291,14 @@ class relay_harness {
       }
       if (const auto* connect = std::get_if<relay_actions::connect>(&*action)) {
         connects_.push_back(connect->target.to_string());
+      }
+      // The credential store answers at once: every user's password is "secret".
+      if (const auto* lookup = std::get_if<relay_actions::lookup>(&*action)) {
+        core_.credentials(lookup->ticket, {lookup_outcome::found,
+                                           digest::ha1(openssl_hash, lookup->algorithm,
+                                                       lookup->username, lookup->realm, "secret")});
+        drain();
+        return;
       }
     }
   }
