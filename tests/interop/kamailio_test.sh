@@ -98,120 +98,22 @@ here=$(cd "$(dirname "$0")" && pwd)
 big_mb=${KAMAILIO_TEST_BIG_MB:-16}
 
 source "$here/../net/lib.sh"
+source "$here/kamailio.sh"
 binary msrp "$msrp_built"
 binary msrp_relay "$relay_built"
 
 # ---------------------------------------------------------------------------------------------
 section "install Kamailio (only what is missing)"
-missing=()
-for package in kamailio kamailio-tls-modules openssl; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
-    missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "   installing ${missing[*]}"
-  # The packaged service does not start here: no systemd, the sysv script has RUN_KAMAILIO=no
-  # in /etc/default/kamailio, and the image's policy-rc.d says no.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
-    >"$scratch/apt.log" 2>&1 ||
-    { apt-get update >>"$scratch/apt.log" 2>&1 &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        "${missing[@]}" >>"$scratch/apt.log" 2>&1; } ||
-    { echo "apt-get install ${missing[*]} failed:" && tail -5 "$scratch/apt.log"; exit 2; }
-fi
-modules=$(dirname "$(dpkg -L kamailio | grep '/msrp\.so$' | head -1)")
+kamailio_install || exit 2
 check "kamailio with the msrp module" test -f "$modules/msrp.so"
 check "and the tls module" test -f "$modules/tls.so"
 kamailio -v 2>/dev/null | head -1 | sed 's/^/   /'
 
 # ---------------------------------------------------------------------------------------------
 section "configuration: certificate, users, ports"
-k=$scratch/kamailio
-mkdir -p "$k/run"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
-  -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-  -keyout "$k/key.pem" -out "$k/cert.pem" 2>"$scratch/openssl.err"
-check "a self-signed certificate for 127.0.0.1" test -s "$k/cert.pem"
-cat >"$k/tls.cfg" <<EOF
-[server:default]
-method = TLSv1.2+
-verify_certificate = no
-require_certificate = no
-private_key = $k/key.pem
-certificate = $k/cert.pem
-
-# Kamailio connects to itself when both peers use it (see the top of the script).
-[client:default]
-method = TLSv1.2+
-verify_certificate = no
-require_certificate = no
-EOF
-
-realm=kamailio.test
 users=(alice bob)
-passwords=""
-for user in "${users[@]}"; do
-  head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$k/$user.password"
-  passwords+=$(printf '\tif ($aU == "%s") $var(password) = "%s";' "$user" "$(cat "$k/$user.password")")$'\n'
-done
-echo wrong-password >"$k/wrong.password"
-chmod 600 "$k"/*.password  # msrp refuses a password file others can read
-
-port_taken() {  # port_taken PORT: something accepts connections on 127.0.0.1:PORT
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-# free_ports N: N distinct ports nobody listens on, in `ports`; below Linux's range of ephemeral
-# ports (32768 up), where the outgoing connections of whatever else runs here cannot hold them.
-free_ports() {
-  local port
-  ports=()
-  while [ ${#ports[@]} -lt "$1" ]; do
-    port=$((10000 + RANDOM % 22768))
-    [[ " ${ports[*]} " == *" $port "* ]] && continue
-    port_taken "$port" || ports+=("$port")
-  done
-}
-
-write_config() {
-  local passwords_file=$k/passwords.txt
-  printf '%s' "$passwords" >"$passwords_file"
-  sed -e "s|@DEBUG@|${KAMAILIO_DEBUG:-2}|g" -e "s|@MODULES@|$modules/|g" \
-    -e "s|@TLS_CFG@|$k/tls.cfg|g" -e "s|@REALM@|$realm|g" \
-    -e "s|@MODULE_TCP@|$module_tcp|g" -e "s|@MODULE_TLS@|$module_tls|g" \
-    -e "s|@TCP@|$tcp_port|g" -e "s|@TLS@|$tls_port|g" \
-    -e "/@PASSWORDS@/{r $passwords_file" -e "d}" \
-    "$here/kamailio.cfg.in" >"$k/kamailio.cfg"
-  rm -f "$passwords_file"
-}
-
-# start_kamailio: picks free ports, writes the configuration and starts Kamailio in the
-# foreground (-DD: no fork to the background, -E: log to stderr, in $scratch/kamailio.err);
-# waits until all four listeners accept. Ports can be taken between the look and the bind:
-# then it tries again, three times in all.
-start_kamailio() {
-  local try
-  for try in 1 2 3; do
-    free_ports 4
-    module_tcp=${ports[0]} module_tls=${ports[1]} tcp_port=${ports[2]} tls_port=${ports[3]}
-    write_config
-    if ! kamailio -c -f "$k/kamailio.cfg" >"$scratch/kamailio-check.out" 2>&1; then
-      echo "   the configuration does not parse:" && grep -E 'ERROR|CRITICAL' \
-        "$scratch/kamailio-check.out" | head -5 | sed 's/^/   > /'
-      return 1
-    fi
-    spawn kamailio 1800 kamailio -f "$k/kamailio.cfg" -DD -E -Y "$k/run" -w "$k"
-    if timeout 20 bash -c 'until (exec 3<>"/dev/tcp/127.0.0.1/$0" && exec 3<>"/dev/tcp/127.0.0.1/$1" &&
-        exec 3<>"/dev/tcp/127.0.0.1/$2" && exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null; do
-        kill -0 "$4" 2>/dev/null || exit 1; sleep 0.1; done' \
-        "$module_tcp" "$module_tls" "$tcp_port" "$tls_port" "${pid[kamailio]}"; then
-      return 0
-    fi
-    echo "   Kamailio did not start (try $try):" && grep -E 'ERROR|CRITICAL' \
-      "$scratch/kamailio.err" | tail -3 | sed 's/^/   > /'
-    stop kamailio
-  done
-  return 1
-}
+kamailio_prepare "${users[@]}"
+check "a self-signed certificate for 127.0.0.1" test -s "$k/cert.pem"
 
 # ---------------------------------------------------------------------------------------------
 section "start Kamailio"
