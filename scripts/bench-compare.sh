@@ -9,7 +9,7 @@
 # Prints a table with the ratios; writes it, the command, the machine and the date into
 # docs/benchmarks.md (between the bench-compare markers) and draws docs/plots/*.png with
 # gnuplot. Installs what it needs when missing (the build's packages, kamailio, gnuplot-nox,
-# jq). Relay CPU is read from /proc over each whole run (Kamailio: all its processes), and
+# jq). The raw JSON lines stay in build/bench-compare.jsonl. Relay CPU is read from /proc over each whole run (Kamailio: all its processes), and
 # divided by the messages the run moved.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +38,12 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "== Kamailio"
 kamailio_install
 kamailio_prepare bench
-KAMAILIO_DEBUG=-1 start_kamailio
+# Errors only in its log; write queues of 16 MiB per connection (its defaults, 32 KiB over TCP,
+# drop a receiver as soon as a bulk transfer gets ahead of it) and 1 GiB of shared memory.
+export KAMAILIO_DEBUG=-1 KAMAILIO_QUEUE_KB=16384 KAMAILIO_SHM_MB=1024
+start_kamailio
 kamailio_group=${pid[kamailio]}
+kamailio_crashes=0
 
 echo "== msrp-relay"
 state=$scratch/relay-state
@@ -83,13 +87,23 @@ cpu_ticks() {
   done | awk '{ s += $1 } END { print s + 0 }'
 }
 
-results=$scratch/results.jsonl
+results=$root/build/bench-compare.jsonl  # every run's JSON line, kept for a closer look
 : >"$results"
 # run SCENARIO PATH TRANSPORT MODE OPTIONS...: one msrp-bench run; appends its JSON line with
 # the scenario, path and the relay's CPU per message to $results.
 run_bench() {
   local scenario=$1 path=$2 transport=$3 mode=$4 before after line status
   shift 4
+  if [ "$path" = kamailio ] && ! kill -0 "$(pgrep -g "$kamailio_group" -x kamailio | head -1)" 2>/dev/null; then
+    # Kamailio 5.6 has died under TLS load here (a child aborting: "qm_free(): BUG: freeing
+    # already freed pointer ... tls_init.c"): count it, start a fresh one.
+    kamailio_crashes=$((kamailio_crashes + 1))
+    echo "   Kamailio is gone (crash $kamailio_crashes, log: $(grep -m1 -E 'BUG|signal' "$scratch/kamailio.err" | sed 's/^ *//'))"
+    cp "$scratch/kamailio.err" "$scratch/kamailio-crash-$kamailio_crashes.err"
+    stop kamailio || true
+    start_kamailio
+    kamailio_group=${pid[kamailio]}
+  fi
   target_options "$path" "$transport"
   before=$(cpu_ticks "$path")
   set +e
@@ -149,16 +163,21 @@ cell() {  # cell SCENARIO PATH TRANSPORT FIELD: the rounded value; "failed" or "
   v=$(value "$@")
   if [ "$v" != - ]; then
     round "$v"
-  elif jq -e --arg s "$1" --arg p "$2" --arg t "$3" \
-    'select(.scenario == $s and .path == $p and .transport == $t)' "$results" >/dev/null; then
-    echo "failed"
+    return
+  fi
+  v=$(jq -r --arg s "$1" --arg p "$2" --arg t "$3" \
+    "select(.scenario == \$s and .path == \$p and .transport == \$t) |
+     \"failed (exit \(.status)\" + (if (.sent // 0) > 0 then \"; \(.delivered) of \(.sent) delivered; \($4 | floor)\" else \"\" end) + \")\"" \
+    "$results" | head -1)
+  if [ -n "$v" ]; then
+    echo "$v"
   else
     echo "n/a"
   fi
 }
 {
   echo "Command: \`bash scripts/bench-compare.sh $seconds\`; $when; $(nproc) cores, $cpu_model;"
-  echo "$(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //')."
+  echo "$(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //; s/ *$//'), crashed and restarted $kamailio_crashes times during the run."
   echo
   echo "| Scenario | Transport | msrp-relay | Kamailio | direct | msrp-relay / Kamailio | msrp-relay / direct | relay CPU µs/msg (ours, Kamailio) | p99 ms (ours, Kamailio) |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -167,7 +186,7 @@ cell() {  # cell SCENARIO PATH TRANSPORT FIELD: the rounded value; "failed" or "
       s=messages/$sessions
       a=$(value "$s" msrp-relay "$transport" .msgs_per_s) b=$(value "$s" kamailio "$transport" .msgs_per_s)
       c=$(value "$s" direct "$transport" .msgs_per_s)
-      echo "| messages/s, $sessions sessions | $transport | $(cell "$s" msrp-relay "$transport" .msgs_per_s) | $(cell "$s" kamailio "$transport" .msgs_per_s) | $(round "$c") | $(ratio "$a" "$b") | $(ratio "$a" "$c") | $(round "$(value "$s" msrp-relay "$transport" .relay_cpu_us_per_msg)" 1), $(round "$(value "$s" kamailio "$transport" .relay_cpu_us_per_msg)" 1) | $(round "$(value "$s" msrp-relay "$transport" '.latency_us.p99 / 1000')" 2), $(round "$(value "$s" kamailio "$transport" '.latency_us.p99 / 1000')" 2) |"
+      echo "| messages/s, sessions: $sessions | $transport | $(cell "$s" msrp-relay "$transport" .msgs_per_s) | $(cell "$s" kamailio "$transport" .msgs_per_s) | $(round "$c") | $(ratio "$a" "$b") | $(ratio "$a" "$c") | $(round "$(value "$s" msrp-relay "$transport" .relay_cpu_us_per_msg)" 1), $(round "$(value "$s" kamailio "$transport" .relay_cpu_us_per_msg)" 1) | $(round "$(value "$s" msrp-relay "$transport" '.latency_us.p99 / 1000')" 2), $(round "$(value "$s" kamailio "$transport" '.latency_us.p99 / 1000')" 2) |"
     done
   done
   for chunk in 8192 65536 1048576 0; do
@@ -176,9 +195,12 @@ cell() {  # cell SCENARIO PATH TRANSPORT FIELD: the rounded value; "failed" or "
       a=$(value "$s" msrp-relay tcp .mb_per_s) b=$(value "$s" kamailio tcp .mb_per_s)
       c=$(value "$s" direct tcp .mb_per_s)
       label=$([ "$chunk" = 0 ] && echo "one chunk" || echo "$((chunk / 1024)) KiB chunks")
-      echo "| MB/s, $label, $sessions sessions | tcp | $(cell "$s" msrp-relay tcp .mb_per_s) | $(cell "$s" kamailio tcp .mb_per_s) | $(round "$c") | $(ratio "$a" "$b") | $(ratio "$a" "$c") | | |"
+      echo "| MB/s, $label, sessions: $sessions | tcp | $(cell "$s" msrp-relay tcp .mb_per_s) | $(cell "$s" kamailio tcp .mb_per_s) | $(round "$c") | $(ratio "$a" "$b") | $(ratio "$a" "$c") | | |"
     done
   done
+  echo
+  jq -r 'select(.ok != true) | "Failed: \(.scenario) through \(.path) over \(.transport), exit \(.status): \(.error // "no result")."' \
+    "$results" | sed 's/$/  /'
 } >"$table"
 echo
 cat "$table"
@@ -212,17 +234,17 @@ set grid
 set key top left
 set output "docs/plots/messages.png"
 set title "Small messages over TCP (100 bytes, window 16), $when"
-set xlabel "sessions"; set ylabel "messages/s"; set logscale x 2; set xtics (1, 8, 64)
+set xlabel "sessions"; set ylabel "messages/s"; set logscale x 2; set xrange [0.8:80]; set xtics (1, 8, 64)
 plot "$scratch/messages.dat" index 0 with linespoints title "msrp-relay", \
      "" index 1 with linespoints title "Kamailio", "" index 2 with linespoints title "direct"
 unset logscale
 set output "docs/plots/bulk.png"
 set title "Bulk over TCP (16 MiB messages, 1 session), $when"
 set xlabel "chunk size (KiB; 16384: one chunk)"; set ylabel "MB/s"; set logscale x 2
-set xtics (8, 64, 1024, 16384)
+set xrange [6:20000]; set xtics (8, 64, 1024, 16384)
 plot "$scratch/bulk.dat" index 0 with linespoints title "msrp-relay", \
      "" index 1 with linespoints title "Kamailio (8 KiB only)", "" index 2 with linespoints title "direct"
-unset logscale; set xtics autofreq
+unset logscale; set xtics autofreq; set autoscale x
 set output "docs/plots/latency.png"
 set title "Latency, small messages over TCP, 64 sessions x window 16, $when"
 set ylabel "ms"; set xlabel ""; set logscale y

@@ -13,7 +13,9 @@
 #                             tcp_port, tls_port
 #   free_ports N              N free ports of 127.0.0.1 in `ports`
 #
-# KAMAILIO_DEBUG sets Kamailio's log level (default 2: every frame; -1: errors only).
+# KAMAILIO_DEBUG sets Kamailio's log level (default 2: every frame; -1: errors only);
+# KAMAILIO_QUEUE_KB its write queues per connection (default: Kamailio's own) and KAMAILIO_SHM_MB
+# its shared memory (default: Kamailio's 64 MB).
 kamailio_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 k=$scratch/kamailio
 realm=kamailio.test
@@ -85,7 +87,12 @@ free_ports() {
 write_config() {
   local passwords_file=$k/passwords.txt
   printf '%s' "$passwords" >"$passwords_file"
+  # Kamailio's default write queues (TCP 32 KiB, TLS 64 KiB per connection, 10 MiB in all),
+  # or KAMAILIO_QUEUE_KB per connection and 16 times that in all.
+  local queue=${KAMAILIO_QUEUE_KB:+$((KAMAILIO_QUEUE_KB * 1024))}
   sed -e "s|@DEBUG@|${KAMAILIO_DEBUG:-2}|g" -e "s|@MODULES@|$modules/|g" \
+    -e "s|@CONN_WQ@|${queue:-32768}|g" -e "s|@CONN_CT_WQ@|${queue:-65536}|g" \
+    -e "s|@TOTAL_WQ@|$((${queue:-655360} * 16))|g" \
     -e "s|@TLS_CFG@|$k/tls.cfg|g" -e "s|@REALM@|$realm|g" \
     -e "s|@MODULE_TCP@|$module_tcp|g" -e "s|@MODULE_TLS@|$module_tls|g" \
     -e "s|@TCP@|$tcp_port|g" -e "s|@TLS@|$tls_port|g" \
@@ -109,7 +116,8 @@ start_kamailio() {
         "$scratch/kamailio-check.out" | head -5 | sed 's/^/   > /'
       return 1
     fi
-    spawn kamailio 1800 kamailio -f "$k/kamailio.cfg" -DD -E -Y "$k/run" -w "$k"
+    spawn kamailio 1800 kamailio -f "$k/kamailio.cfg" -DD -E -Y "$k/run" -w "$k" \
+      ${KAMAILIO_SHM_MB:+-m "$KAMAILIO_SHM_MB"}
     if timeout 20 bash -c 'until (exec 3<>"/dev/tcp/127.0.0.1/$0" && exec 3<>"/dev/tcp/127.0.0.1/$1" &&
         exec 3<>"/dev/tcp/127.0.0.1/$2" && exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null; do
         kill -0 "$4" 2>/dev/null || exit 1; sleep 0.1; done' \
