@@ -162,20 +162,10 @@ relay_options() {
 }
 
 # receive NAME DIR RELAY SCHEME USER [OPTIONS...]: `msrp recv` through RELAY; waits for its path
-# and sets `path` to it (empty if none came).
+# and sets `path` to it (empty if none came; lib.sh's receive_path).
 receive() {
-  local name=$1 dir=$2
   relay_options "$3" "$4" "$5"
-  shift 5
-  mkdir -p "$dir"
-  rm -f "$scratch/$name.uri"
-  spawn "$name" 300 "$msrp" recv "${client_options[@]}" --uri-file "$scratch/$name.uri" \
-    --dir "$dir" "$@"
-  path=""
-  timeout 20 bash -c 'until [ -s "$0" ] || ! kill -0 "$1" 2>/dev/null; do sleep 0.02; done' \
-    "$scratch/$name.uri" "${pid[$name]}"
-  [ -s "$scratch/$name.uri" ] && path=$(sed -n "s/^'\([^']*\)'.*/\1/p" "$scratch/$name.uri")
-  [ -n "$path" ]
+  receive_path "$1" "$2" "${@:6}"
 }
 
 # send NAME RELAY SCHEME USER SECONDS [OPTIONS...]: `msrp send` through RELAY to `path`, bounded

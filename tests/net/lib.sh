@@ -123,6 +123,23 @@ wait_for_part() {  # wait_for_part SECONDS DIR
     do sleep 0.005; done' "$2" 2>/dev/null
 }
 
+# receive_path NAME DIR [OPTIONS...]: `msrp recv` (job NAME) with $client_options into DIR,
+# writing its path to $scratch/NAME.uri; waits for the path (at most 20 s, less if the command
+# ends) and sets `path` to it. Fails, showing the command's stderr, if none came.
+receive_path() {
+  local name=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  rm -f "$scratch/$name.uri"
+  spawn "$name" 300 "$msrp" recv "${client_options[@]}" --uri-file "$scratch/$name.uri" \
+    --dir "$dir" "$@"
+  path=""
+  timeout 20 bash -c 'until [ -s "$0" ] || ! kill -0 "$1" 2>/dev/null; do sleep 0.02; done' \
+    "$scratch/$name.uri" "${pid[$name]}"
+  [ -s "$scratch/$name.uri" ] && path=$(sed -n "s/^'\([^']*\)'.*/\1/p" "$scratch/$name.uri")
+  [ -n "$path" ] || { echo "   $name: no path; stderr:" && show "$scratch/$name.err" && return 1; }
+}
+
 # show FILE: prints what a command said, indented, for the log.
 show() {
   sed 's/^/   > /' "$1"

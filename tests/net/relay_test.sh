@@ -50,19 +50,8 @@ client() {
 # receive NAME DIR STATE USER PORT [OPTIONS...]: `msrp recv` through a relay; waits for its
 # path and sets `path` to it.
 receive() {
-  local name=$1 dir=$2
-  client "$name" "$3" "$4" "$5"
-  shift 5
-  mkdir -p "$dir"
-  rm -f "$scratch/$name.uri"
-  spawn "$name" 300 "$msrp" recv "${client_options[@]}" --uri-file "$scratch/$name.uri" \
-    --dir "$dir" "$@"
-  path=""
-  if ! wait_until 20 -s "$scratch/$name.uri"; then
-    echo "   $name: no path; stderr:" && show "$scratch/$name.err"
-    return 1
-  fi
-  path=$(sed -n "s/^'\([^']*\)'.*/\1/p" "$scratch/$name.uri")
+  client "$1" "$3" "$4" "$5"
+  receive_path "$1" "$2" "${@:6}"
 }
 
 # raw PORT BYTES: writes BYTES (printf format) to the relay's plain TCP port and prints what
