@@ -7,7 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 
 jobs=$(nproc)
-fuzz_runs=${MSRP_FUZZ_RUNS:-20000}
 
 for preset in debug asan; do
   echo "== build and test: $preset"
@@ -24,16 +23,6 @@ for preset in debug asan; do
   MSRP_BIG=$big ctest --preset "$preset" -j "$jobs" "${skip[@]}"
 done
 
-echo "== fuzz smoke run: $fuzz_runs runs per target"
-cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$jobs" --target fuzzers
-for target in build/fuzz/fuzz/fuzz_*; do
-  name=$(basename "$target")
-  scratch=$(mktemp -d)
-  # New inputs go to the scratch folder; the committed seeds are only read.
-  "$target" -runs="$fuzz_runs" -max_len=4096 -artifact_prefix="$scratch/" "$scratch" "fuzz/corpus/${name#fuzz_}" \
-    >"$scratch.log" 2>&1 || { tail -n 40 "$scratch.log"; exit 1; }
-  echo "$name: $(grep -E '^#[0-9]+.*(DONE|pulse)' "$scratch.log" | tail -n 1)"
-  rm -rf "$scratch" "$scratch.log"
-done
+echo "== fuzz smoke run: ${MSRP_FUZZ_RUNS:-20000} runs per target"
+bash scripts/fuzz.sh
 echo "all tests passed"
