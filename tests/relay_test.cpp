@@ -1973,5 +1973,90 @@ TEST_P(Relay, SenderClosingMidChunkAbortsForwardedChunk) {
   EXPECT_EQ(h.take(bob_connection).size(), 1u);
 }
 
+// --- Slow senders (issue #8: fault injection) ---------------------------------------------------
+
+// Defect: an authenticated client could trickle a frame head a byte at a time for ever; no
+// deadline applied between a frame's first byte and its end-line.
+TEST_P(Relay, DefectSlowDripHeadKeptTheConnectionOpen) {
+  two_clients();
+  const auto frame = send_text("drip0001", path_between(a, b), alice_uri, "msg-drip", "hi");
+  const auto step = h.settings().head_timeout / 3;
+  // Three bytes, each within the idle time of the one before, but the head is not done in time.
+  for (int i = 0; i < 3; ++i) {
+    h.receive(alice_connection, frame.substr(static_cast<std::size_t>(i), 1));
+    EXPECT_FALSE(h.closed(alice_connection)) << "after byte " << i;
+    h.advance(step);
+  }
+  EXPECT_TRUE(h.closed(alice_connection)) << h.notices();
+  EXPECT_TRUE(h.noticed("frame head not complete within 30 s"));
+  EXPECT_FALSE(h.closed(bob_connection));
+  EXPECT_TRUE(h.take(bob_connection).empty());
+}
+
+TEST_P(Relay, HeadCompleteInTimeIsNotASlowDrip) {
+  two_clients();
+  const auto frame = send_text("drip0002", path_between(a, b), alice_uri, "msg-drip", "hi");
+  h.receive(alice_connection, frame.substr(0, 10));
+  h.advance(h.settings().head_timeout - 1s);
+  h.receive(alice_connection, frame.substr(10));
+  EXPECT_EQ(h.take(bob_connection).size(), 1u);
+  // Between frames there is no deadline but the session's.
+  h.advance(h.settings().frame_idle_timeout * 10);
+  EXPECT_FALSE(h.closed(alice_connection)) << h.notices();
+}
+
+// Defect: a sender that stopped in the middle of a body kept its forwarded chunk open in the
+// receiver's connection for ever (nothing else could be sent to the receiver meanwhile).
+TEST_P(Relay, DefectStalledBodyKeptTheForwardedChunkOpen) {
+  two_clients();
+  const auto body = make_body(10000, 23);
+  h.receive(alice_connection, serialize_head(send_head("stall001", path_between(a, b), alice_uri,
+                                                       "msg-stall", "1-*/10000")));
+  h.receive(alice_connection, std::string_view(body).substr(0, 6000));
+  h.advance(h.settings().frame_idle_timeout / 2);
+  h.receive(alice_connection, std::string_view(body).substr(6000, 1000));
+  h.advance(h.settings().frame_idle_timeout - 1s);
+  EXPECT_FALSE(h.closed(alice_connection)) << "input came half-way: the idle clock restarted";
+  h.advance(1s);
+  ASSERT_TRUE(h.closed(alice_connection)) << h.notices();
+  EXPECT_TRUE(h.noticed("no input for 60 s in the middle of a frame"));
+  // The edge closes it; what went out of the chunk ends with `#`.
+  h.core().close_connection(alice_connection);
+  const auto frames = h.take(bob_connection);
+  ASSERT_EQ(frames.size(), 1u) << describe(frames);
+  EXPECT_EQ(frames[0].flag, end_flag::aborted);
+  EXPECT_TRUE(frames[0].body == std::string_view(body).substr(0, 7000));
+  EXPECT_FALSE(h.reader(bob_connection).in_frame());
+  EXPECT_FALSE(h.closed(bob_connection));
+}
+
+TEST_P(Relay, SenderHeldBackByASlowReaderIsNoSlowDrip) {
+  two_clients();
+  constexpr std::size_t size = 1024 * 1024;
+  const auto body = make_body(size, 29);
+  h.receive(alice_connection, serialize_head(send_head("held0001", path_between(a, b), alice_uri,
+                                                       "msg-held", "1-*/1048576")));
+  std::size_t sent = 0;
+  while (h.core().wants_input(alice_connection)) {
+    h.receive(alice_connection, std::string_view(body).substr(sent, 64 * 1024));
+    sent += 64 * 1024;
+  }
+  // Bob does not read for ten idle times: Alice is held back, not slow.
+  h.advance(h.settings().frame_idle_timeout * 10);
+  EXPECT_FALSE(h.closed(alice_connection)) << h.notices();
+  h.take(bob_connection);
+  ASSERT_TRUE(h.core().wants_input(alice_connection));
+  // Her clock starts when the relay reads her again.
+  h.advance(h.settings().frame_idle_timeout - 1s);
+  EXPECT_FALSE(h.closed(alice_connection)) << h.notices();
+  h.receive(alice_connection, std::string_view(body).substr(sent));
+  h.receive(alice_connection,
+            serialize_end(send_head("held0001", "", "", "", ""), end_flag::complete));
+  h.take(bob_connection);
+  EXPECT_TRUE(reassemble(h.history(bob_connection), "msg-held") == body);
+  EXPECT_EQ(statuses(h.take(alice_connection)), std::vector<int>{200});
+  EXPECT_FALSE(h.closed(alice_connection));
+}
+
 }  // namespace
 }  // namespace msrp
