@@ -1246,5 +1246,50 @@ TEST_F(RelayServer, TlsGarbageIsDroppedWhileTlsSessionsGoOn) {
   EXPECT_EQ(stats.sessions, 2u);
 }
 
+// Defect: TLS handshakes in progress did not count against max_connections, so a flood of
+// stalled ClientHellos held as many sockets as it liked, each for connect_timeout.
+TEST_F(RelayServer, DefectStalledTlsHandshakesWentOverTheConnectionLimit) {
+  auto settings = options();
+  auto made = make_self_signed("localhost");
+  ASSERT_TRUE(made);
+  settings.identity = *made;
+  settings.engine.max_connections = 100;
+  settings.connect_timeout = 30s;  // longer than the test: only the limit can drop them
+  serve(answer_at_once(lookup), settings);
+  relay_uri_ = "msrps://localhost:" + std::to_string(tls_port_) + ";tcp";
+  wire_client alice_wire(tls_port_);
+  wire_client bob_wire(tls_port_);
+  ASSERT_TRUE(alice_wire.start_tls());
+  ASSERT_TRUE(bob_wire.start_tls());
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+
+  // 300 ClientHellos that never go on: 98 may wait for their handshake, the rest are closed.
+  const auto hello = client_hello();
+  std::vector<std::unique_ptr<wire_client>> flood;
+  std::vector<pollfd> fds;
+  for (int i = 0; i < 300; ++i) {
+    flood.push_back(std::make_unique<wire_client>(tls_port_));
+    flood.back()->send(hello);
+    fds.push_back({flood.back()->fd(), POLLRDHUP, 0});
+  }
+  std::size_t closed = 0;
+  const auto deadline = steady::now() + 10s;
+  while (closed < 300 - 98 && steady::now() < deadline) {
+    ::poll(fds.data(), fds.size(), 100);
+    closed = static_cast<std::size_t>(std::count_if(
+        fds.begin(), fds.end(), [](const pollfd& p) { return (p.revents & POLLRDHUP) != 0; }));
+  }
+  EXPECT_EQ(closed, 300u - 98);
+  EXPECT_TRUE(delivers(alice_wire, a, bob_wire, b, "during-handshakes"));
+  // Once they are gone, new clients are served again.
+  flood.clear();
+  wire_client carol_wire(tls_port_);
+  EXPECT_TRUE(carol_wire.start_tls());
+  EXPECT_TRUE(authenticate(carol_wire, a));
+}
+
 }  // namespace
 }  // namespace msrp::net
