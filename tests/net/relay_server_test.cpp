@@ -1022,6 +1022,45 @@ TEST_F(RelayServer, SlowReaderHoldsTheSenderBackAndLosesNothing) {
   EXPECT_EQ(answer->head.status_code, 200) << describe(answer);
 }
 
+TEST_F(RelayServer, StalledReaderIsClosedAfterTheWriteTimeout) {
+  auto settings = options();
+  settings.write_timeout = 1s;
+  serve(answer_at_once(lookup), settings);
+  wire_client alice_wire(port_);
+  wire_client bob_wire(port_, 64 * 1024);
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+
+  // Alice sends more than the buffers between the relay and Bob hold; Bob reads nothing.
+  constexpr std::size_t total = 32 * 1024 * 1024;
+  const auto piece = random_bytes(64 * 1024, 59);
+  const auto head = big_send("stuck001", path_between(a, b), a.uri, "msg-stuck", total);
+  std::atomic<bool> sent_all = false;
+  std::thread sender([&] {
+    bool ok = alice_wire.send(serialize_head(head));
+    alice_wire.set_timeout(30s);
+    for (std::size_t at = 0; ok && at < total; at += piece.size())
+      ok = alice_wire.send(piece);
+    sent_all = ok && alice_wire.send(serialize_end(head, end_flag::complete));
+  });
+  // The relay gives up on Bob: his session ends, and Alice's bytes are read and dropped.
+  EXPECT_TRUE(settles([](const relay::stats& s) { return s.sessions == 1; }, 10s));
+  sender.join();
+  EXPECT_TRUE(sent_all) << "the relay stopped reading Alice after Bob was closed";
+  // Alice is told (RFC 4976 §6.4.1): 481 as the answer or in a REPORT after a 200.
+  bool told = false;
+  while (const auto f = alice_wire.next_frame()) {
+    if (!f->head.is_request() && f->head.status_code == 481) told = true;
+    if (f->head.method == "REPORT" && header(*f, "Status").starts_with("000 481")) told = true;
+    if (told) break;
+  }
+  EXPECT_TRUE(told);
+  bob_wire.skip(SIZE_MAX);
+  EXPECT_TRUE(bob_wire.dropped());
+}
+
 TEST_F(RelayServer, ResetsMidFrameLeaveOtherSessionsWorking) {
   wire_client bob_wire(port_);
   auto b = bob();
