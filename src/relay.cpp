@@ -14,6 +14,9 @@ namespace {
 // RFC 4975 §7.1.1: chunks are interrupted only once at least 2048 octets went out, and a
 // chunk of more than 2048 octets must say "*" for its range-end.
 constexpr std::uint64_t min_interrupted_chunk = 2048;
+// A chunk whose sender has sent nothing for this long is interrupted for frames waiting behind
+// it however short it is: §7.1.1's 2048 octets are a SHOULD, for senders that send.
+constexpr auto stalled_chunk = std::chrono::seconds(1);
 // Nonces one connection may hold: two challenges (two algorithms each) and a nextnonce.
 constexpr std::size_t max_nonces = 8;
 
@@ -125,10 +128,11 @@ struct relay::state {
     std::optional<local> handling;   // the request being received, when not forwarded
     std::optional<awaiting> lookup;  // input waits (in `unparsed`) while it is set
     std::string unparsed;            // received bytes the parser left unconsumed
-    // Slow senders: when the frame being received began (unset between frames), whether its
-    // head is complete, where the last one ended, and when input last came or was let in.
+    // Slow senders: when the frame being received began (unset between frames), whether it is
+    // a SEND whose head is complete (its body has no overall deadline), where the last frame
+    // ended, and when input last came or was let in.
     std::optional<clock::time_point> frame_began{};
-    bool head_done = false;
+    bool sending = false;
     std::uint64_t frame_end = 0;  // stream offset after the last end-line
     clock::time_point last_input{};
     std::deque<std::string> nonces;     // issued to it, oldest first (some may have expired)
@@ -197,7 +201,7 @@ struct relay::state {
   void resume(connection& c) {
     c.last_input = now;
     if (c.frame_began) {
-      if (!c.head_done) c.frame_began = now;
+      if (!c.sending) c.frame_began = now;
       schedule(drip_deadline(c));
     }
     mark(c);
@@ -209,7 +213,7 @@ struct relay::state {
   /// When `c`, in the middle of a frame, is closed unless more of it comes.
   clock::time_point drip_deadline(const connection& c) const {
     auto at = c.last_input + settings.frame_idle_timeout;
-    if (!c.head_done) at = std::min(at, *c.frame_began + settings.head_timeout);
+    if (!c.sending) at = std::min(at, *c.frame_began + settings.head_timeout);
     return at;
   }
 
@@ -455,12 +459,19 @@ struct relay::state {
     }
   }
 
-  /// Interrupts the chunk open in `target` if others wait and it is long enough (§7.1.1).
+  /// Interrupts the chunk open in `target` if others wait and it is long enough, or its
+  /// sender stalled (§7.1.1).
   void service(connection& target) {
     auto* f = target.owner;
     if (!f || !f->is_send) return;
     if (target.urgent.empty() && target.waiters.empty()) return;
-    if (f->forwarded - f->chunk_start < min_interrupted_chunk) return;
+    if (f->forwarded - f->chunk_start < min_interrupted_chunk) {
+      const auto* source = find(f->source);
+      if (source && source->last_input + stalled_chunk > now) {
+        schedule(source->last_input + stalled_chunk);
+        return;
+      }
+    }
     close_chunk(target, *f, end_flag::continued);
     // Its turn comes again: it queues before `release` picks the next sender, or it would
     // never be granted when only urgent frames were waiting.
@@ -912,12 +923,12 @@ struct relay::state {
       at += e.consumed;
       using kind = parser::event_kind;
       if (e.kind == kind::head) {
-        c.head_done = true;
+        c.sending = c.wire.head().method == "SEND";
         on_head(c);
       }
       if (e.kind == kind::body) on_body(c, e.body);
       if (e.kind == kind::end) {
-        c.head_done = false;
+        c.sending = false;
         c.frame_end = c.wire.offset();
         on_frame_end(c, e.flag);
       }
@@ -1045,13 +1056,15 @@ struct relay::state {
       } else if (c.probation) {
         schedule(*c.probation);
       }
+      // A chunk that stalled while others wait for the connection (`service`).
+      if (c.owner && (!c.urgent.empty() || !c.waiters.empty())) service(c);
       // Slow senders; a connection whose input the relay holds back is not one (`resume`).
       if (c.frame_began && !c.closing && wants_input(c)) {
         if (drip_deadline(c) <= now) {
-          notice(id, c.head_done
+          notice(id, c.sending
                          ? "no input for " + std::to_string(settings.frame_idle_timeout.count()) +
                                " s in the middle of a frame; closing"
-                         : "frame head not complete within " +
+                         : "frame head, or frame other than a SEND, not complete within " +
                                std::to_string(settings.head_timeout.count()) + " s; closing");
           close(c);
         } else {
