@@ -362,7 +362,13 @@ struct transport {
     for (;;) {
       auto [error, socket] = co_await acceptor->async_accept(use);
       if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-      if (error) continue;
+      if (error) {
+        // Out of descriptors (EMFILE, ENFILE) or memory: the connection stays in the backlog
+        // and would fail again at once. Wait for connections to close instead of spinning.
+        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        co_await pause.async_wait(use);
+        continue;
+      }
       socket.set_option(tcp::no_delay(true));
       const auto peer = describe(socket.remote_endpoint(error));
       if (!listener.tls) {

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -1328,6 +1329,60 @@ TEST_F(RelayServer, DefectStalledTlsHandshakesWentOverTheConnectionLimit) {
   wire_client carol_wire(tls_port_);
   EXPECT_TRUE(carol_wire.start_tls());
   EXPECT_TRUE(authenticate(carol_wire, a));
+}
+
+/// CPU time the process has used, user and system.
+std::chrono::microseconds cpu_time() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto micros = [](const timeval& t) {
+    return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec);
+  };
+  return micros(usage.ru_utime) + micros(usage.ru_stime);
+}
+
+// Defect: when the relay ran out of file descriptors, accepting failed at once for the
+// connection waiting in the backlog, and the accept loop retried at once, for ever: the I/O
+// thread spun on a full core until a descriptor was freed.
+TEST_F(RelayServer, DefectAcceptSpunWhenOutOfDescriptors) {
+  wire_client alice_wire(port_);
+  wire_client bob_wire(port_);
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+  // 40 sockets, then room for 10 more descriptors in this process (test and relay), then the
+  // 40 connect: the relay accepts 10 and runs out.
+  std::vector<int> sockets;
+  for (int i = 0; i < 40; ++i)
+    sockets.push_back(::socket(AF_INET, SOCK_STREAM, 0));
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const int next = ::dup(0);
+  ASSERT_GE(next, 0);
+  ::close(next);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(next + 10);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port_);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (const int fd : sockets)
+    EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  ASSERT_TRUE(settles([](const relay::stats& s) { return s.connections >= 12; }));
+  // The relay waits for descriptors instead of spinning: a second of waiting costs it almost
+  // no CPU (spinning cost most of a core), and the established session goes on.
+  const auto before = cpu_time();
+  std::this_thread::sleep_for(1s);
+  const auto used = cpu_time() - before;
+  EXPECT_LT(used, 200ms) << "the relay spun while out of descriptors";
+  EXPECT_TRUE(delivers(alice_wire, a, bob_wire, b, "out-of-descriptors"));
+  // Descriptors back: the clients left in the backlog are served.
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_TRUE(settles([](const relay::stats& s) { return s.connections == 42; }));
+  for (const int fd : sockets)
+    ::close(fd);
 }
 
 }  // namespace
