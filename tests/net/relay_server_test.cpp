@@ -179,7 +179,9 @@ class wire_client {
     }();
     ssl_ = SSL_new(context);
     SSL_set_fd(ssl_, fd_);
-    return SSL_connect(ssl_) == 1;
+    if (SSL_connect(ssl_) == 1) return true;
+    close();  // what follows fails instead of using a broken TLS state
+    return false;
   }
 
   /// Writes all of `bytes`; false if the connection failed or a write timed out.
@@ -1324,12 +1326,30 @@ TEST_F(RelayServer, DefectStalledTlsHandshakesWentOverTheConnectionLimit) {
   }
   EXPECT_EQ(closed, 300u - 98);
   EXPECT_TRUE(delivers(alice_wire, a, bob_wire, b, "during-handshakes"));
-  // Once they are gone, new clients are served again.
+  // Once they are gone (the relay sees their handshakes fail), new clients are served again.
   flood.clear();
-  wire_client carol_wire(tls_port_);
-  EXPECT_TRUE(carol_wire.start_tls());
-  EXPECT_TRUE(authenticate(carol_wire, a));
+  std::unique_ptr<wire_client> carol_wire;
+  const auto until = steady::now() + patience;
+  do {
+    carol_wire = std::make_unique<wire_client>(tls_port_);
+    if (carol_wire->start_tls()) break;
+    std::this_thread::sleep_for(20ms);
+  } while (steady::now() < until);
+  EXPECT_TRUE(authenticate(*carol_wire, a));
 }
+
+// Built with AddressSanitizer (g++ says so with a macro, clang with __has_feature).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool sanitized = true;
+#else
+constexpr bool sanitized = false;
+#endif
+#else
+constexpr bool sanitized = false;
+#endif
 
 /// CPU time the process has used, user and system.
 std::chrono::microseconds cpu_time() {
@@ -1345,6 +1365,11 @@ std::chrono::microseconds cpu_time() {
 // connection waiting in the backlog, and the accept loop retried at once, for ever: the I/O
 // thread spun on a full core until a descriptor was freed.
 TEST_F(RelayServer, DefectAcceptSpunWhenOutOfDescriptors) {
+  if (sanitized) {
+    // The sanitizers probe memory through a pipe: out of descriptors they report a vptr
+    // error on any virtual call in the process.
+    GTEST_SKIP() << "needs the process to run out of descriptors, which the sanitizers cannot";
+  }
   wire_client alice_wire(port_);
   wire_client bob_wire(port_);
   auto a = alice();
