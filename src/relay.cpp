@@ -125,9 +125,11 @@ struct relay::state {
     // Input: frames received, in order; only the front one can own a target.
     // Shared: whoever works on one keeps it alive while what it calls may finish and drop it.
     std::deque<std::shared_ptr<forward>> forwards;
-    std::optional<local> handling;   // the request being received, when not forwarded
-    std::optional<awaiting> lookup;  // input waits (in `unparsed`) while it is set
-    std::string unparsed;            // received bytes the parser left unconsumed
+    std::optional<local> handling;      // the request being received, when not forwarded
+    std::optional<awaiting> lookup;     // input waits (in `unparsed`) while it is set
+    std::string unparsed;               // received bytes the parser left unconsumed
+    std::deque<std::string> nonces;     // issued to it, oldest first (some may have expired)
+    std::vector<std::string> sessions;  // ids of the sessions opened on it (some may be gone)
     // Slow senders: when the frame being received began (unset between frames), whether it is
     // a SEND whose head is complete (its body has no overall deadline), where the last frame
     // ended, and when input last came or was let in.
@@ -135,8 +137,6 @@ struct relay::state {
     bool sending = false;
     std::uint64_t frame_end = 0;  // stream offset after the last end-line
     clock::time_point last_input{};
-    std::deque<std::string> nonces;     // issued to it, oldest first (some may have expired)
-    std::vector<std::string> sessions;  // ids of the sessions opened on it (some may be gone)
     // Output.
     std::string out;
     // The bytes `output()` handed out, and how many of them were written: kept unchanged until
