@@ -101,6 +101,7 @@ namespace {
 ///   collect()                     after every step: take the core's events and actions
 ///   wake_ready()                  then: wake() the connections with output or input to move
 ///   wants_input(id)               false while the core holds the connection's input back
+///   admits_handshake()            false if an accepted TLS client may not start its handshake
 ///   opened(id, peer, listener)    a connection was established
 ///   closed(id, error)             a connection ended
 template <class Derived>
@@ -131,6 +132,7 @@ struct transport {
   std::chrono::milliseconds connect_timeout;
   std::chrono::milliseconds write_timeout;
   std::map<connection_id, connection> connections;
+  std::size_t handshakes = 0;  // accepted TLS connections whose handshake is in progress
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
   asio::steady_timer watchdog{io};
   bool stopping = false;
@@ -360,7 +362,13 @@ struct transport {
     for (;;) {
       auto [error, socket] = co_await acceptor->async_accept(use);
       if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-      if (error) continue;
+      if (error) {
+        // Out of descriptors (EMFILE, ENFILE) or memory: the connection stays in the backlog
+        // and would fail again at once. Wait for connections to close instead of spinning.
+        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        co_await pause.async_wait(use);
+        continue;
+      }
       socket.set_option(tcp::no_delay(true));
       const auto peer = describe(socket.remote_endpoint(error));
       if (!listener.tls) {
@@ -369,6 +377,8 @@ struct transport {
         derived().opened(id, peer, listener, false);
         continue;
       }
+      if (!derived().admits_handshake()) continue;  // closed at once
+      ++handshakes;
       asio::co_spawn(io, accept_tls(std::move(socket), peer, listener), asio::detached);
     }
   }
@@ -378,6 +388,7 @@ struct transport {
     asio::steady_timer limit(io, connect_timeout);
     const auto done =
         co_await (stream->async_handshake(ssl::stream_base::server, use) || limit.async_wait(use));
+    --handshakes;
     if (done.index() == 1 || std::get<0>(std::get<0>(done))) co_return;  // dropped
     const auto verdict = derived().check_client(stream->native_handle());
     if (!verdict) co_return;
@@ -467,6 +478,7 @@ struct node::state : transport<node::state> {
 
   endpoint& core() { return engine; }
   bool wants_input(connection_id) const { return true; }
+  bool admits_handshake() const { return true; }
   // A node has few connections, and the endpoint does not say which have output: all.
   void wake_ready() { wake_all(); }
   connection_id new_id() { return next_connection++; }
@@ -533,6 +545,11 @@ struct relay_server::state : transport<relay_server::state> {
 
   relay& core() { return engine; }
   bool wants_input(connection_id id) const { return engine.wants_input(id); }
+  /// A handshake in progress holds a socket as a connection does: it counts against
+  /// max_connections (the relay closes a connection beyond it only once it is accepted).
+  bool admits_handshake() const {
+    return connections.size() + handshakes < settings.engine.max_connections;
+  }
   void wake_ready() {
     while (const auto id = engine.next_ready())
       wake(*id);
@@ -810,6 +827,7 @@ void relay_server::reconfigure(const relay::config& engine,
   auto& st = *state_;
   st.on_io([&] {
     st.engine.reconfigure(engine);
+    st.settings.engine = engine;
     if (identity) {
       for (auto* context : {&st.server_tls, &st.client_tls})
         use_identity(*context, *identity);
