@@ -151,7 +151,7 @@ struct runner {
   double cpu_start = 0, setup_cpu_start = 0;
   std::optional<double> relay_cpu_start, relay_setup_cpu_start;
   std::vector<std::uint32_t> latencies, acks;
-  asio::steady_timer ticker{io}, stage_timer{io};
+  asio::steady_timer ticker{io}, stage_timer{io}, pacer{io};
 
   explicit runner(const plan& plan) : p(plan) {}
 
@@ -183,6 +183,7 @@ struct runner {
     if (acceptor) acceptor->close();
     ticker.cancel();
     stage_timer.cancel();
+    pacer.cancel();
   }
 
   void end_period() {
@@ -376,7 +377,8 @@ struct runner {
 
   // --- Messages
 
-  void send_next(pair_state& pr) {
+  /// Sends the pair's next message; its latency counts from `due`.
+  void send_next(pair_state& pr, clock::time_point due) {
     const auto seq = pr.next_seq++;
     const auto start = pattern::start(pr.index, seq);
     outgoing_message m;
@@ -391,17 +393,46 @@ struct runner {
     m.headers.push_back({"Content-Description", "msrp-bench " + std::to_string(seq)});
     const auto handle = pr.sender->core.send(pr.sender->session, std::move(m));
     pr.handles.emplace(handle, seq);
-    pr.open.emplace(seq, record{clock::now()});
+    pr.open.emplace(seq, record{due});
     ++report.sent;
     ++outstanding;
   }
 
-  /// Tops the pair's window up while measuring.
+  /// Tops the pair's window up while measuring (closed loop).
   void fill_window(pair_state& pr) {
-    if (stage != phase::measure || !pr.active) return;
+    if (stage != phase::measure || !pr.active || p.rate > 0) return;
     while (pr.open.size() < p.window)
-      send_next(pr);
+      send_next(pr, clock::now());
     pump(*pr.sender);
+  }
+
+  /// Open loop (plan::rate): sends message k of the period when it is due, k / rate into it,
+  /// to the active pairs in turn. A wake-up sends everything due by then, each message with
+  /// the time it was due, so a late timer counts as latency too.
+  asio::awaitable<void> pace() {
+    std::vector<pair_state*> senders;
+    for (auto& pr : pairs) {
+      if (pr->active) senders.push_back(pr.get());
+    }
+    if (senders.empty()) co_return;
+    const std::chrono::duration<double> interval(1 / p.rate);
+    const auto end = period_start + p.duration;
+    const auto due = [&](std::uint64_t k) {
+      return period_start +
+             std::chrono::duration_cast<clock::duration>(interval * static_cast<double>(k));
+    };
+    for (std::uint64_t k = 0; stage == phase::measure && due(k) < end;) {
+      if (due(k) > clock::now()) {
+        pacer.expires_at(due(k));
+        co_await pacer.async_wait(use);
+        continue;
+      }
+      for (const auto now = clock::now(); due(k) <= now && due(k) < end; ++k) {
+        auto& pr = *senders[k % senders.size()];
+        send_next(pr, due(k));
+        pump(*pr.sender);
+      }
+    }
   }
 
   void received(pair_state& pr, std::uint64_t seq, bool exact) {
@@ -614,9 +645,10 @@ struct runner {
     }
     period_start = clock::now();
     stage = phase::measure;
+    if (p.rate > 0) asio::co_spawn(io, pace(), asio::detached);
     for (auto& pr : pairs)
       fill_window(*pr);
-    stage_timer.expires_after(p.duration);
+    stage_timer.expires_at(period_start + p.duration);
     co_await stage_timer.async_wait(use);
     if (stage != phase::measure) co_return;
     end_period();
