@@ -152,6 +152,8 @@ struct runner {
   std::optional<double> relay_cpu_start, relay_setup_cpu_start;
   std::vector<std::uint32_t> latencies, acks;
   asio::steady_timer ticker{io}, stage_timer{io}, pacer{io};
+  std::vector<pair_state*> senders;  // open loop: the sending pairs, taken in turn
+  std::uint64_t paced = 0;           // open loop: messages of the period sent so far
 
   explicit runner(const plan& plan) : p(plan) {}
 
@@ -406,32 +408,28 @@ struct runner {
     pump(*pr.sender);
   }
 
-  /// Open loop (plan::rate): sends message k of the period when it is due, k / rate into it,
-  /// to the active pairs in turn. A wake-up sends everything due by then, each message with
-  /// the time it was due, so a late timer counts as latency too.
-  asio::awaitable<void> pace() {
-    std::vector<pair_state*> senders;
-    for (auto& pr : pairs) {
-      if (pr->active) senders.push_back(pr.get());
-    }
-    if (senders.empty()) co_return;
-    const std::chrono::duration<double> interval(1 / p.rate);
+  /// Open loop (plan::rate): when message k of the period is due, k / rate into it.
+  clock::time_point due(std::uint64_t k) const {
+    return period_start + std::chrono::duration_cast<clock::duration>(
+                              std::chrono::duration<double>(static_cast<double>(k) / p.rate));
+  }
+
+  /// Open loop: sends, to the sending pairs in turn, every message of the period due by `until`
+  /// and not sent yet, each with the time it was due, so a late wake-up counts as latency too.
+  void send_due(clock::time_point until) {
     const auto end = period_start + p.duration;
-    const auto due = [&](std::uint64_t k) {
-      return period_start +
-             std::chrono::duration_cast<clock::duration>(interval * static_cast<double>(k));
-    };
-    for (std::uint64_t k = 0; stage == phase::measure && due(k) < end;) {
-      if (due(k) > clock::now()) {
-        pacer.expires_at(due(k));
-        co_await pacer.async_wait(use);
-        continue;
-      }
-      for (const auto now = clock::now(); due(k) <= now && due(k) < end; ++k) {
-        auto& pr = *senders[k % senders.size()];
-        send_next(pr, due(k));
-        pump(*pr.sender);
-      }
+    for (; due(paced) <= until && due(paced) < end; ++paced) {
+      auto& pr = *senders[paced % senders.size()];
+      send_next(pr, due(paced));
+      pump(*pr.sender);
+    }
+  }
+
+  asio::awaitable<void> pace() {
+    while (stage == phase::measure) {
+      send_due(clock::now());
+      pacer.expires_at(due(paced));
+      co_await pacer.async_wait(use);
     }
   }
 
@@ -645,12 +643,17 @@ struct runner {
     }
     period_start = clock::now();
     stage = phase::measure;
-    if (p.rate > 0) asio::co_spawn(io, pace(), asio::detached);
-    for (auto& pr : pairs)
+    for (auto& pr : pairs) {
+      if (p.rate > 0 && pr->active) senders.push_back(pr.get());
       fill_window(*pr);
+    }
+    if (!senders.empty()) asio::co_spawn(io, pace(), asio::detached);
     stage_timer.expires_at(period_start + p.duration);
     co_await stage_timer.async_wait(use);
     if (stage != phase::measure) co_return;
+    // Open loop: whatever the pacer, woken late, has not sent yet; so every run sends
+    // rate × duration messages.
+    if (!senders.empty()) send_due(period_start + p.duration);
     end_period();
     stage = phase::drain;
     if (outstanding == 0) co_return finish();
