@@ -132,8 +132,9 @@ struct transport {
   std::chrono::milliseconds write_timeout;
   std::map<connection_id, connection> connections;
   /// What a reader has just read, until the core has it. One for all connections: a reader
-  /// waits holding no buffer, and fills and empties this one without a co_await in between
-  /// (one I/O thread), so an idle connection costs no read buffer.
+  /// waits holding no buffer, and fills and empties this one with no wait in between (one I/O
+  /// thread; `read_some` returns to the reader without other handlers running), so an idle
+  /// connection costs no read buffer.
   std::vector<char> read_buffer = std::vector<char>(64 * 1024);
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
   asio::steady_timer watchdog{io};
