@@ -133,6 +133,11 @@ struct transport {
   std::chrono::milliseconds write_timeout;
   std::map<connection_id, connection> connections;
   std::size_t handshakes = 0;  // accepted TLS connections whose handshake is in progress
+  /// What a reader has just read, until the core has it. One for all connections: a reader
+  /// waits holding no buffer, and fills and empties this one with no wait in between (one I/O
+  /// thread; `read_some` returns to the reader without other handlers running), so an idle
+  /// connection costs no read buffer.
+  std::vector<char> read_buffer = std::vector<char>(64 * 1024);
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
   asio::steady_timer watchdog{io};
   bool stopping = false;
@@ -145,6 +150,9 @@ struct transport {
       context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                            ssl::context::no_tlsv1_1);
+      // OpenSSL frees the record buffers of a connection with nothing in them: most of a
+      // relay's connections are idle.
+      SSL_CTX_set_mode(context->native_handle(), SSL_MODE_RELEASE_BUFFERS);
       if (identity) use_identity(*context, *identity);
       boost::system::error_code ignored;
       if (ca_file.empty()) {
@@ -248,10 +256,48 @@ struct transport {
     derived().closed(id, reason);
   }
 
+  /// Waits until `socket` has bytes (or has ended), holding no buffer meanwhile, then reads
+  /// them into `read_buffer`. Returns the error that ended the connection, if any, and how many
+  /// bytes are in `read_buffer` (none after a wake-up without data).
+  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
+      tcp::socket& socket) {
+    const auto [waited] = co_await socket.async_wait(tcp::socket::wait_read, use);
+    if (waited) co_return std::pair(waited, std::size_t{0});
+    // Closed by us while the completion waited for its turn.
+    if (!socket.is_open()) co_return std::pair(asio::error::operation_aborted, std::size_t{0});
+    boost::system::error_code error;
+    // Non-blocking, so a wake-up without data (would_block) cannot stall the I/O thread.
+    if (!socket.non_blocking()) socket.non_blocking(true, error);
+    const auto n = error ? 0 : socket.read_some(asio::buffer(read_buffer), error);
+    if (error == asio::error::would_block) error.clear();
+    co_return std::pair(error, n);
+  }
+
+  /// The same over TLS. Bytes already received may wait inside the stream (Asio's input
+  /// buffer, OpenSSL's BIO), where waiting on the socket would not see them, so waiting here is
+  /// reading one byte through the stream. The rest of that TLS record, decrypted by now
+  /// (SSL_pending), follows without another wait; SSL_read then only copies, and neither
+  /// reads nor writes. Later records are the next call's, which finds them without waiting.
+  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
+      ssl::stream<tcp::socket>& stream) {
+    char first = 0;
+    const auto [error, n] = co_await stream.async_read_some(asio::buffer(&first, 1), use);
+    if (error || n == 0) co_return std::pair(error, std::size_t{0});
+    read_buffer[0] = first;
+    std::size_t filled = 1;
+    SSL* ssl = stream.native_handle();
+    while (filled < read_buffer.size() && SSL_pending(ssl) > 0) {
+      const int copied =
+          SSL_read(ssl, read_buffer.data() + filled, static_cast<int>(read_buffer.size() - filled));
+      if (copied <= 0) break;  // cannot happen with bytes pending; the next read would say why
+      filled += static_cast<std::size_t>(copied);
+    }
+    co_return std::pair(boost::system::error_code{}, filled);
+  }
+
   template <class Stream>
   asio::awaitable<void> reader(connection_id id, std::shared_ptr<Stream> stream,
                                std::shared_ptr<asio::steady_timer> wake) {
-    std::vector<char> buffer(64 * 1024);
     std::error_code error;
     for (;;) {
       // Back-pressure: a core that cannot pass input on yet is not given more.
@@ -260,7 +306,12 @@ struct transport {
         co_await wake->async_wait(use);
       }
       if (connections.at(id).closing) break;
-      const auto [failure, n] = co_await stream->async_read_some(asio::buffer(buffer), use);
+      const auto [failure, n] = co_await read_some(*stream);
+      if (n > 0) {
+        derived().core().advance(clock::now());
+        derived().core().receive(id, std::string_view(read_buffer.data(), n));
+        drain();
+      }
       if (failure) {
         if (failure != asio::error::eof && failure != asio::error::operation_aborted &&
             failure != ssl::error::stream_truncated) {
@@ -268,9 +319,6 @@ struct transport {
         }
         break;
       }
-      derived().core().advance(clock::now());
-      derived().core().receive(id, std::string_view(buffer.data(), n));
-      drain();
     }
     stopped(id, error);
   }

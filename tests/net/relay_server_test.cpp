@@ -848,6 +848,57 @@ TEST_F(RelayServer, DownstreamCloseMidTransferIsReported) {
   EXPECT_TRUE(told) << "Alice got only:\n" << seen;
 }
 
+// The edge reads every connection into one shared buffer, which an idle connection does not
+// hold: many authenticated connections sit idle, then all of them send at once, each a message
+// larger than one read, and every receiver must get exactly its own body.
+TEST_F(RelayServer, IdleConnectionsThenTrafficArriveIntact) {
+  constexpr std::size_t pairs = 24;
+  std::vector<std::unique_ptr<wire_client>> senders, receivers;
+  std::vector<account> from(pairs, alice()), to(pairs, bob());
+  for (std::size_t i = 0; i < pairs; ++i) {
+    senders.push_back(std::make_unique<wire_client>(port_));
+    receivers.push_back(std::make_unique<wire_client>(port_));
+    ASSERT_TRUE(authenticate(*senders[i], from[i]));
+    ASSERT_TRUE(authenticate(*receivers[i], to[i]));
+  }
+  const auto body_of = [](std::size_t i) {
+    std::string body(200 * 1024, '\0');
+    for (std::size_t k = 0; k < body.size(); ++k)
+      body[k] = static_cast<char>('A' + (i * 7 + k) % 26);
+    return body;
+  };
+  // Each sender from its own thread: the relay holds a sender back until its receiver reads.
+  std::vector<char> sent(pairs, 0);
+  std::vector<std::thread> sending;
+  for (std::size_t i = 0; i < pairs; ++i) {
+    sending.emplace_back([&, i] {
+      sent[i] = senders[i]->send(send_text("many" + std::to_string(i), path_between(from[i], to[i]),
+                                           from[i].uri, "msg-" + std::to_string(i), body_of(i)));
+    });
+  }
+  for (std::size_t i = 0; i < pairs; ++i) {
+    // The relay may pass the message on in several chunks: each is answered, the bodies joined.
+    std::string got;
+    for (;;) {
+      const auto f = receivers[i]->next_frame();
+      if (!f) {
+        ADD_FAILURE() << "pair " << i << ": nothing more after " << got.size() << " bytes";
+        break;
+      }
+      if (f->head.method != "SEND") continue;
+      EXPECT_EQ(header(*f, "Message-ID"), "msg-" + std::to_string(i));
+      got += f->body;
+      receivers[i]->send(response_text(f->head.transaction_id, 200, "OK",
+                                       first_hop(header(*f, "From-Path")), to[i].uri));
+      if (f->flag != end_flag::continued) break;
+    }
+    EXPECT_TRUE(got == body_of(i)) << "pair " << i << ": " << got.size() << " bytes differ";
+  }
+  for (auto& thread : sending)
+    thread.join();
+  EXPECT_EQ(std::count(sent.begin(), sent.end(), 1), static_cast<long>(pairs));
+}
+
 // --- Connections (RFC 4976 §6.1, §6.2; RFC 4975 §7.3) ---------------------------------------
 
 TEST_F(RelayServer, GarbageIs400ThenClose) {
