@@ -60,7 +60,7 @@ struct relay::state {
   };
 
   // A request passing through: received on `source`, written to `target`.
-  struct forward {
+  struct forward : std::enable_shared_from_this<forward> {
     connection_id source = 0;
     connection_id target = 0;
     message head;  // the outgoing head: paths rewritten; its tid is the current chunk's
@@ -98,14 +98,8 @@ struct relay::state {
 
   // A forwarded chunk or request waiting for the next hop's response.
   struct pending {
-    connection_id source = 0;
-    bool is_send = false;
-    std::string in_tid;
-    std::string reply_path;
-    std::string self;
-    std::string message_id;
-    byte_range range{};
-    report_mode failure_report = report_mode::yes;
+    std::shared_ptr<const forward> request;  // kept for its sender, paths and ids
+    byte_range range{};                      // of the chunk
     clock::time_point deadline{};
   };
 
@@ -344,23 +338,24 @@ struct relay::state {
     emit(c, serialize(response).to_string());
   }
 
-  /// A failure REPORT to the sender of a SEND (RFC 4975 §7.1.2, RFC 4976 §6.4.1).
-  void report_failure(connection_id source, const std::string& reply_path, const std::string& self,
-                      const std::string& message_id, const byte_range& range, int code,
+  /// A failure REPORT to the sender of the SEND `f`, for its chunk `range` (RFC 4975 §7.1.2,
+  /// RFC 4976 §6.4.1).
+  void report_failure(const forward& f, const byte_range& range, int code,
                       const std::string& comment) {
-    auto* c = find(source);
+    auto* c = find(f.source);
     if (!c || c->closing) return;
+    const auto message_id = std::string(f.head.message_id().value_or(""));
     message head;
     head.transaction_id = make_ident(random);
     head.method = "REPORT";
-    head.headers.push_back({"To-Path", reply_path});
-    head.headers.push_back({"From-Path", self});
+    head.headers.push_back({"To-Path", f.reply_path});
+    head.headers.push_back({"From-Path", f.self});
     head.headers.push_back({"Message-ID", message_id});
     head.headers.push_back({"Byte-Range", range.to_string()});
     head.headers.push_back({"Status", status_value(code, comment)});
     ++counters.reports_generated;
-    notice(source, "REPORT " + std::to_string(code) + " for message " + message_id + " to " +
-                       reply_path + ": " + comment);
+    notice(f.source, "REPORT " + std::to_string(code) + " for message " + message_id + " to " +
+                         f.reply_path + ": " + comment);
     emit(*c, serialize(head).to_string());
   }
 
@@ -399,10 +394,7 @@ struct relay::state {
     range.end = f.range.start + f.forwarded - 1;
     if (f.forwarded == f.chunk_start) range.end = range.start - 1;
     const auto deadline = now + settings.transaction_timeout;
-    target.pendings[f.head.transaction_id] = {
-        f.source,     f.is_send,        f.in_tid,
-        f.reply_path, f.self,           std::string(f.head.message_id().value_or("")),
-        range,        f.failure_report, deadline};
+    target.pendings[f.head.transaction_id] = {f.shared_from_this(), range, deadline};
     schedule(deadline, timer_kind::transaction, target.id, f.head.transaction_id);
   }
 
@@ -555,8 +547,7 @@ struct relay::state {
     f.waiting = false;
     f.held.clear();
     if (f.answered && f.is_send && f.failure_report != report_mode::no) {
-      report_failure(f.source, f.reply_path, f.self, std::string(f.head.message_id().value_or("")),
-                     f.range, code, comment);
+      report_failure(f, f.range, code, comment);
     }
   }
 
@@ -756,17 +747,17 @@ struct relay::state {
   void on_response(connection& c, const message& head) {
     const auto found = c.pendings.find(head.transaction_id);
     if (found == c.pendings.end()) return;  // §6.4.3: not ours; dropped
-    auto p = std::move(found->second);
+    const auto p = std::move(found->second);
     c.pendings.erase(found);
-    if (p.is_send) {
+    const auto& f = *p.request;
+    if (f.is_send) {
       // §6.4.3: an error response becomes a REPORT for the sender.
-      if (head.status_code != 200 && p.failure_report != report_mode::no) {
-        report_failure(p.source, p.reply_path, p.self, p.message_id, p.range, head.status_code,
-                       head.comment);
+      if (head.status_code != 200 && f.failure_report != report_mode::no) {
+        report_failure(f, p.range, head.status_code, head.comment);
       }
       return;
     }
-    auto* source = find(p.source);
+    auto* source = find(f.source);
     if (!source) return;
     // §6.4.3: move our URI from the To-Path to the front of the From-Path and pass it back.
     std::vector<header_field> extra;
@@ -776,8 +767,8 @@ struct relay::state {
       }
     }
     ++counters.frames_relayed;
-    send_response(*source, p.in_tid, p.reply_path,
-                  p.self + ' ' + std::string(head.header("From-Path").value_or("")),
+    send_response(*source, f.in_tid, f.reply_path,
+                  f.self + ' ' + std::string(head.header("From-Path").value_or("")),
                   head.status_code, head.comment, std::move(extra));
   }
 
@@ -1040,11 +1031,12 @@ struct relay::state {
       if (failed) settle(other);
     }
     for (auto& [tid, p] : c->pendings) {
-      if (p.is_send && p.failure_report != report_mode::no) {
-        report_failure(p.source, p.reply_path, p.self, p.message_id, p.range, 481, why);
-      } else if (auto* source = find(p.source); source && !p.is_send) {
+      const auto& f = *p.request;
+      if (f.is_send && f.failure_report != report_mode::no) {
+        report_failure(f, p.range, 481, why);
+      } else if (auto* source = find(f.source); source && !f.is_send) {
         // A forwarded AUTH (or unknown method) gets its failure as the response (§6.4.3).
-        send_response(*source, p.in_tid, p.reply_path, p.self, 481, why);
+        send_response(*source, f.in_tid, f.reply_path, f.self, 481, why);
       }
     }
     for (const auto& nonce : c->nonces)
@@ -1131,15 +1123,13 @@ struct relay::state {
 
   /// §6.4.1: no response within the transaction timeout.
   void timed_out(const pending& p) {
-    if (p.is_send) {
-      if (p.failure_report == report_mode::yes) {
-        report_failure(p.source, p.reply_path, p.self, p.message_id, p.range, 408,
-                       "Request Timeout");
-      }
+    const auto& f = *p.request;
+    if (f.is_send) {
+      if (f.failure_report == report_mode::yes) report_failure(f, p.range, 408, "Request Timeout");
       return;
     }
-    if (auto* source = find(p.source)) {
-      send_response(*source, p.in_tid, p.reply_path, p.self, 408, "Request Timeout");
+    if (auto* source = find(f.source)) {
+      send_response(*source, f.in_tid, f.reply_path, f.self, 408, "Request Timeout");
     }
   }
 };
