@@ -569,6 +569,8 @@ struct relay::state {
     }
     if (head.method == "AUTH" && p->to.size() == 1) {
       c.handling = local{head, 0, {}};
+      // Only requests passing through repeat their paths: an idle session keeps none.
+      c.routed.reset();
       return;
     }
     route(c, head, *p);
