@@ -2,7 +2,9 @@
 // receiver through one relay core, in 64 KiB reads taken in turn, while the receivers' output
 // is written out (dropped) as fast as it comes. Measures throughput and what the relay holds
 // per session while chunks of any size pass: the queued output (bounded by the output window)
-// and the process's resident memory.
+// and the process's resident memory. Then small messages one at a time (the core's cost per
+// relayed message) and the same with many idle sessions and a transaction timing out at every
+// step (the cost of a deadline falling due).
 // Run: build/release/bench/relay_bench   (figures in docs/benchmarks.md)
 #include <benchmark/benchmark.h>
 
@@ -52,6 +54,7 @@ struct harness {
     c.realm = "relay.example.com";
     c.ports = {2855};
     c.max_sessions_per_user = 1'000'000;
+    c.max_connections = 1'000'000;
     return c;
   }
 
@@ -173,40 +176,81 @@ BENCHMARK(BM_RelayStreams)
     ->Args({256, 4})
     ->Unit(benchmark::kMillisecond);
 
-/// Small messages: alice sends SENDs of arg 0 bytes to bob one after another through the relay
-/// core, which answers her 200 (Failure-Report yes, RFC 4976 §6.4.1) and passes each on; bob
-/// answers 200 (the generator's part: finding the transaction id, writing the response). The
-/// time per iteration is the relay core's cost per relayed message, plus that small part.
-void BM_RelaySmallMessages(benchmark::State& state) {
-  const auto size = static_cast<std::size_t>(state.range(0));
+/// Alice sends SENDs of `size` bytes to Bob one after another through the relay core, which
+/// answers her 200 (Failure-Report yes, RFC 4976 §6.4.1) and passes each on to Bob.
+struct small_messages {
   harness h;
-  const auto client = [](connection_id id) {
-    return "msrps://c" + std::to_string(id) + ".example.com:1/s;tcp";
-  };
-  const auto from_path = h.authenticate(1, client(1));
-  const auto to_path = h.authenticate(2, client(2));
-  const std::string head = " SEND\r\nTo-Path: " + from_path + ' ' + to_path + ' ' + client(2) +
-                           "\r\nFrom-Path: " + client(1) + "\r\nMessage-ID: m\r\nByte-Range: 1-" +
-                           std::to_string(size) + "/" + std::to_string(size) +
-                           "\r\nContent-Type: text/plain\r\n\r\n" + std::string(size, 'x') +
-                           "\r\n-------";
-  const std::string back =
-      " 200 OK\r\nTo-Path: " + to_path + "\r\nFrom-Path: " + client(2) + "\r\n-------";
-  std::uint64_t n = 0;
+  std::string head;
+  std::string back;
   std::string frame;
-  for (auto _ : state) {
+  std::uint64_t n = 0;
+
+  static std::string client(connection_id id) {
+    return "msrps://c" + std::to_string(id) + ".example.com:1/s;tcp";
+  }
+
+  explicit small_messages(std::size_t size) {
+    const auto from_path = h.authenticate(1, client(1));
+    const auto to_path = h.authenticate(2, client(2));
+    head = " SEND\r\nTo-Path: " + from_path + ' ' + to_path + ' ' + client(2) +
+           "\r\nFrom-Path: " + client(1) + "\r\nMessage-ID: m\r\nByte-Range: 1-" +
+           std::to_string(size) + "/" + std::to_string(size) +
+           "\r\nContent-Type: text/plain\r\n\r\n" + std::string(size, 'x') + "\r\n-------";
+    back = " 200 OK\r\nTo-Path: " + to_path + "\r\nFrom-Path: " + client(2) + "\r\n-------";
+  }
+
+  /// Alice sends one; what the relay writes to Bob is consumed. Returns the forwarded
+  /// transaction id (a view into the relay's output, valid until the next call).
+  std::string_view send() {
     const auto tid = "tid" + std::to_string(++n);  // RFC 4975 §9: 4 to 32 characters
     frame.assign("MSRP ").append(tid).append(head).append(tid).append("$\r\n");
     h.core.receive(1, frame);
     const auto out = h.core.output(2);
-    const auto forwarded = out.substr(5, out.find(' ', 5) - 5);
-    frame.assign("MSRP ").append(forwarded).append(back).append(forwarded).append("$\r\n");
     h.core.consume_output(2, out.size());
+    return out.substr(5, out.find(' ', 5) - 5);
+  }
+
+  /// Bob answers the forwarded SEND `tid` with 200 (the generator's part: writing the
+  /// response); what the relay wrote to Alice (its 200) is consumed.
+  void answer(std::string_view tid) {
+    frame.assign("MSRP ").append(tid).append(back).append(tid).append("$\r\n");
     h.core.receive(2, frame);
     h.core.consume_output(1, h.core.output(1).size());
   }
+};
+
+/// Small messages of arg 0 bytes, each answered by Bob at once. The time per iteration is the
+/// relay core's cost per relayed message, plus the small part of the generator.
+void BM_RelaySmallMessages(benchmark::State& state) {
+  small_messages m(static_cast<std::size_t>(state.range(0)));
+  for (auto _ : state)
+    m.answer(m.send());
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 BENCHMARK(BM_RelaySmallMessages)->ArgName("bytes")->Arg(100)->Arg(1000);
+
+/// Timers among many sessions: arg 0 idle sessions beside Alice's and Bob's; Alice sends a
+/// small message every millisecond and Bob never answers, so from 30 s on a transaction times
+/// out at every step (a REPORT 408 to Alice, RFC 4976 §6.4.1). The time per iteration is one
+/// step: a deadline falling due, a message relayed; it should not grow with the sessions.
+void BM_RelayTimeouts(benchmark::State& state) {
+  small_messages m(100);
+  const auto idle = static_cast<connection_id>(state.range(0));
+  for (connection_id id = 3; id < 3 + idle; ++id)
+    m.h.authenticate(id, small_messages::client(id));
+  clock::time_point now{};
+  const auto step = [&] {
+    now += std::chrono::milliseconds(1);
+    m.h.core.advance(now);
+    m.send();
+    m.h.core.consume_output(1, m.h.core.output(1).size());
+  };
+  for (int i = 0; i < 30'000; ++i)
+    step();
+  for (auto _ : state)
+    step();
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(BM_RelayTimeouts)->ArgName("idle_sessions")->Arg(100)->Arg(1000)->Arg(10'000);
 
 }  // namespace

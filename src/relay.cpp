@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 
 #include "msrp/detail/text.hpp"
@@ -62,7 +63,7 @@ struct relay::state {
   };
 
   // A request passing through: received on `source`, written to `target`.
-  struct forward {
+  struct forward : std::enable_shared_from_this<forward> {
     connection_id source = 0;
     connection_id target = 0;
     message head;  // the outgoing head: paths rewritten; its tid is the current chunk's
@@ -100,15 +101,21 @@ struct relay::state {
 
   // A forwarded chunk or request waiting for the next hop's response.
   struct pending {
-    connection_id source = 0;
-    bool is_send = false;
-    std::string in_tid;
-    std::string reply_path;
-    std::string self;
-    std::string message_id;
-    byte_range range{};
-    report_mode failure_report = report_mode::yes;
+    std::shared_ptr<const forward> request;  // kept for its sender, paths and ids
+    byte_range range{};                      // of the chunk
     clock::time_point deadline{};
+  };
+
+  // The To-Path and From-Path of the last request routed from a connection, parsed and
+  // formatted: a sender's requests mostly repeat them, so each pair is parsed once, not per
+  // request.
+  struct paths {
+    std::string to_text;  // the header values as received
+    std::string from_text;
+    std::vector<uri> to;
+    std::vector<uri> from;
+    std::string to_formatted;  // format_path(to)
+    std::string from_formatted;
   };
 
   struct connection {
@@ -130,6 +137,7 @@ struct relay::state {
     std::string unparsed;               // received bytes the parser left unconsumed
     std::deque<std::string> nonces;     // issued to it, oldest first (some may have expired)
     std::vector<std::string> sessions;  // ids of the sessions opened on it (some may be gone)
+    std::optional<paths> routed;        // the paths of the last request routed from it
     // Slow senders: when the frame being received began (unset between frames), whether it is
     // a SEND whose head is complete (its body has no overall deadline), where the last frame
     // ended, and when input last came or was let in.
@@ -137,6 +145,9 @@ struct relay::state {
     bool sending = false;
     std::uint64_t frame_end = 0;  // stream offset after the last end-line
     clock::time_point last_input{};
+    // The deadlines of it waiting in `timers` (at most one each): the slow-sender check, and
+    // the look at a chunk that may have stalled while others wait for this connection.
+    std::optional<clock::time_point> drip_timer, stall_timer;
     // Output.
     std::string out;
     // The bytes `output()` handed out, and how many of them were written: kept unchanged until
@@ -169,13 +180,54 @@ struct relay::state {
   // wakes only these, not every connection after every event.
   std::vector<connection_id> ready;
   stats counters;
-  std::optional<clock::time_point> earliest{};  // no deadline falls before this
+
+  // Deadlines in a heap, soonest first: a due one costs O(log n), however many there are. One
+  // is not removed when its thing goes or gets a later deadline (a transaction answered, a
+  // session refreshed): it is acted on only while it still is that thing's deadline
+  // (`current`), and dropped otherwise, when it comes to the top or when stale ones are
+  // swept out (`schedule`).
+  enum class timer_kind { session, nonce, probation, stall, drip, transaction };
+  struct timer {
+    clock::time_point at{};
+    timer_kind kind = timer_kind::session;
+    connection_id connection = 0;  // of a probation or a transaction
+    std::string key;               // the session-id, nonce or transaction id
+  };
+  struct later {
+    bool operator()(const timer& a, const timer& b) const { return a.at > b.at; }
+  };
+  std::vector<timer> timers;    // a heap by `later`
+  std::size_t sweep_at = 1024;  // the size of `timers` at which stale deadlines go
 
   state(config c, random_source r, digest::hasher h)
       : settings(std::move(c)), random(std::move(r)), hash(std::move(h)) {}
 
-  void schedule(clock::time_point at) {
-    if (!earliest || at < *earliest) earliest = at;
+  void schedule(clock::time_point at, timer_kind kind, connection_id id, std::string key = {}) {
+    timers.push_back({at, kind, id, std::move(key)});
+    std::push_heap(timers.begin(), timers.end(), later{});
+    // The heap holds at most about twice what is live: sweeping costs O(n) once per n new
+    // deadlines.
+    if (timers.size() < sweep_at) return;
+    std::erase_if(timers, [&](const timer& t) { return !current(t); });
+    std::make_heap(timers.begin(), timers.end(), later{});
+    sweep_at = std::max<std::size_t>(1024, 2 * timers.size());
+  }
+
+  /// Puts the deadline `at` of `kind` for `c` into `timers`, unless one as early waits there
+  /// already (`slot` holds it; when that one falls due, the deadline is looked at again).
+  void arm(std::optional<clock::time_point>& slot, clock::time_point at, timer_kind kind,
+           const connection& c) {
+    if (slot && *slot <= at) return;
+    slot = at;
+    schedule(at, kind, c.id);
+  }
+
+  /// Takes the soonest deadline out of `timers`.
+  timer pop_timer() {
+    std::pop_heap(timers.begin(), timers.end(), later{});
+    auto t = std::move(timers.back());
+    timers.pop_back();
+    return t;
   }
 
   void notice(connection_id id, std::string text) {
@@ -202,7 +254,7 @@ struct relay::state {
     c.last_input = now;
     if (c.frame_began) {
       if (!c.sending) c.frame_began = now;
-      schedule(drip_deadline(c));
+      arm(c.drip_timer, drip_deadline(c), timer_kind::drip, c);
     }
     mark(c);
   }
@@ -215,6 +267,19 @@ struct relay::state {
     auto at = c.last_input + settings.frame_idle_timeout;
     if (!c.sending) at = std::min(at, *c.frame_began + settings.head_timeout);
     return at;
+  }
+
+  /// Closes `c` if it is a slow sender whose deadline passed; a connection whose input the
+  /// relay holds back is not one (`resume`).
+  void check_slow_sender(connection& c) {
+    if (!c.frame_began || c.closing || !wants_input(c)) return;
+    const auto at = drip_deadline(c);
+    if (at > now) return arm(c.drip_timer, at, timer_kind::drip, c);
+    notice(c.id, c.sending ? "no input for " + std::to_string(settings.frame_idle_timeout.count()) +
+                                 " s in the middle of a frame; closing"
+                           : "frame head, or frame other than a SEND, not complete within " +
+                                 std::to_string(settings.head_timeout.count()) + " s; closing");
+    close(c);
   }
 
   /// True if the relay can pass on more of `c`'s input (see `relay::wants_input`).
@@ -270,7 +335,7 @@ struct relay::state {
     auto nonce = make_nonce();
     const auto expires = now + settings.nonce_lifetime;
     nonces[nonce] = {c.id, std::string(algorithm), expires};
-    schedule(expires);
+    schedule(expires, timer_kind::nonce, c.id, nonce);
     c.nonces.push_back(nonce);
     if (c.nonces.size() > max_nonces) {
       nonces.erase(c.nonces.front());
@@ -342,23 +407,24 @@ struct relay::state {
     emit(c, serialize(response).to_string());
   }
 
-  /// A failure REPORT to the sender of a SEND (RFC 4975 §7.1.2, RFC 4976 §6.4.1).
-  void report_failure(connection_id source, const std::string& reply_path, const std::string& self,
-                      const std::string& message_id, const byte_range& range, int code,
+  /// A failure REPORT to the sender of the SEND `f`, for its chunk `range` (RFC 4975 §7.1.2,
+  /// RFC 4976 §6.4.1).
+  void report_failure(const forward& f, const byte_range& range, int code,
                       const std::string& comment) {
-    auto* c = find(source);
+    auto* c = find(f.source);
     if (!c || c->closing) return;
+    const auto message_id = std::string(f.head.message_id().value_or(""));
     message head;
     head.transaction_id = make_ident(random);
     head.method = "REPORT";
-    head.headers.push_back({"To-Path", reply_path});
-    head.headers.push_back({"From-Path", self});
+    head.headers.push_back({"To-Path", f.reply_path});
+    head.headers.push_back({"From-Path", f.self});
     head.headers.push_back({"Message-ID", message_id});
     head.headers.push_back({"Byte-Range", range.to_string()});
     head.headers.push_back({"Status", status_value(code, comment)});
     ++counters.reports_generated;
-    notice(source, "REPORT " + std::to_string(code) + " for message " + message_id + " to " +
-                       reply_path + ": " + comment);
+    notice(f.source, "REPORT " + std::to_string(code) + " for message " + message_id + " to " +
+                         f.reply_path + ": " + comment);
     emit(*c, serialize(head).to_string());
   }
 
@@ -397,11 +463,8 @@ struct relay::state {
     range.end = f.range.start + f.forwarded - 1;
     if (f.forwarded == f.chunk_start) range.end = range.start - 1;
     const auto deadline = now + settings.transaction_timeout;
-    target.pendings[f.head.transaction_id] = {
-        f.source,     f.is_send,        f.in_tid,
-        f.reply_path, f.self,           std::string(f.head.message_id().value_or("")),
-        range,        f.failure_report, deadline};
-    schedule(deadline);
+    target.pendings[f.head.transaction_id] = {f.shared_from_this(), range, deadline};
+    schedule(deadline, timer_kind::transaction, target.id, f.head.transaction_id);
   }
 
   void write_body(connection& target, forward& f, std::string_view bytes) {
@@ -468,8 +531,8 @@ struct relay::state {
     if (f->forwarded - f->chunk_start < min_interrupted_chunk) {
       const auto* source = find(f->source);
       if (source && source->last_input + stalled_chunk > now) {
-        schedule(source->last_input + stalled_chunk);
-        return;
+        return arm(target.stall_timer, source->last_input + stalled_chunk, timer_kind::stall,
+                   target);
       }
     }
     close_chunk(target, *f, end_flag::continued);
@@ -560,8 +623,7 @@ struct relay::state {
     f.waiting = false;
     f.held.clear();
     if (f.answered && f.is_send && f.failure_report != report_mode::no) {
-      report_failure(f.source, f.reply_path, f.self, std::string(f.head.message_id().value_or("")),
-                     f.range, code, comment);
+      report_failure(f, f.range, code, comment);
     }
   }
 
@@ -574,19 +636,40 @@ struct relay::state {
                        (head.is_request() ? head.method : std::to_string(head.status_code)));
     }
     if (!head.is_request()) return on_response(c, head);
-    const auto to = head.to_path();
-    const auto from = head.from_path();
-    if (!to || !from) return refuse(c, head, 400, "Bad Request");
+    const auto* p = paths_of(c, head);
+    if (!p) return refuse(c, head, 400, "Bad Request");
     // RFC 4976 §6.2: a request not addressed to this relay drops the connection.
-    if (!is_ours(to->front())) {
+    if (!is_ours(p->to.front())) {
       notice(c.id, "request " + head.transaction_id + " not addressed to this relay; closing");
       return close(c);
     }
-    if (head.method == "AUTH" && to->size() == 1) {
+    if (head.method == "AUTH" && p->to.size() == 1) {
       c.handling = local{head, 0, {}};
+      // Only requests passing through repeat their paths: an idle session keeps none.
+      c.routed.reset();
       return;
     }
-    route(c, head, *to, *from);
+    route(c, head, *p);
+  }
+
+  /// The To-Path and From-Path of `head`, received on `c`, parsed; null if either is missing
+  /// or malformed. The result stays valid until the next request of `c` is parsed.
+  const paths* paths_of(connection& c, const message& head) {
+    const auto to = head.header("To-Path");
+    const auto from = head.header("From-Path");
+    if (!to || !from) return nullptr;
+    if (c.routed && c.routed->to_text == *to && c.routed->from_text == *from) return &*c.routed;
+    auto to_uris = parse_path(*to);
+    auto from_uris = parse_path(*from);
+    if (!to_uris || !from_uris) return nullptr;
+    auto& p = c.routed.emplace();
+    p.to_text = *to;
+    p.from_text = *from;
+    p.to_formatted = format_path(*to_uris);
+    p.from_formatted = format_path(*from_uris);
+    p.to = std::move(*to_uris);
+    p.from = std::move(*from_uris);
+    return &p;
   }
 
   /// Refuses the request being received on `c` with `code` once it has arrived.
@@ -595,45 +678,69 @@ struct relay::state {
   }
 
   /// §6.4: where a request goes, and the forward that takes it there.
-  void route(connection& c, const message& head, std::vector<uri> to, std::vector<uri> from) {
+  void route(connection& c, const message& head, const paths& p) {
+    const auto& to = p.to;
     auto* s = live_session(to.front());
     if (!s) return refuse(c, head, 481, "No Such Session");
-    const auto self = to.front().to_string();
     connection_id target = 0;
-    std::optional<uri> next_hop;
+    const uri* next_hop = nullptr;
+    // The To-Path URIs of this relay that move to the front of the From-Path (§6.4.1).
+    std::size_t moved = 1;
     if (s->connection == c.id) {
       // The client sends: only from the path it authenticated (§6.4).
-      if (!same_path(from, s->client_path)) {
+      if (!same_path(p.from, s->client_path)) {
         return refuse(c, head, 403, "From-Path is not the authenticated one");
       }
-      from.insert(from.begin(), to.front());
-      to.erase(to.begin());
-      if (to.empty()) return refuse(c, head, 400, "No next hop in To-Path");
-      if (is_ours(to.front())) {
-        auto* other = live_session(to.front());
+      if (to.size() == 1) return refuse(c, head, 400, "No next hop in To-Path");
+      if (is_ours(to[1])) {
+        auto* other = live_session(to[1]);
         if (!other) return refuse(c, head, 481, "No Such Session");
         target = other->connection;
-        from.insert(from.begin(), to.front());
-        to.erase(to.begin());
-        if (to.empty()) return refuse(c, head, 400, "No next hop in To-Path");
+        moved = 2;
+        if (to.size() == 2) return refuse(c, head, 400, "No next hop in To-Path");
       } else {
-        next_hop = to.front();
+        next_hop = &to[1];
       }
     } else {
       // Someone sends to the client: toward its connection only.
       target = s->connection;
-      from.insert(from.begin(), to.front());
-      to.erase(to.begin());
-      if (to.empty()) return refuse(c, head, 400, "No next hop in To-Path");
+      if (to.size() == 1) return refuse(c, head, 400, "No next hop in To-Path");
     }
     if (next_hop) target = connection_to(*next_hop);
+
+    // The paths as text: the formatted To-Path split after its moved URIs, which go to the
+    // front of the From-Path, the last moved first.
+    const std::string_view formatted = p.to_formatted;
+    const auto self = first_hop(formatted);
+    const auto rest = formatted.substr(self.size() + 1);
+    std::string out_from;
+    if (moved == 2) {
+      const auto second = first_hop(rest);
+      out_from.reserve(formatted.size() + p.from_formatted.size());
+      out_from.append(second).append(1, ' ').append(self).append(1, ' ');
+    } else {
+      out_from.reserve(self.size() + 1 + p.from_formatted.size());
+      out_from.append(self).append(1, ' ');
+    }
+    out_from.append(p.from_formatted);
+    const auto out_to = moved == 2 ? rest.substr(rest.find(' ') + 1) : rest;
 
     auto f = std::make_shared<forward>();
     f->source = c.id;
     f->target = target;
-    f->head = head;
-    f->head.set_header("To-Path", format_path(to));
-    f->head.set_header("From-Path", format_path(from));
+    // The head goes on with the paths rewritten (both are there: `paths_of` found them), its
+    // transaction id set per chunk.
+    f->head.method = head.method;
+    f->head.headers.reserve(head.headers.size() + 1);  // and a Byte-Range
+    for (const auto& field : head.headers) {
+      if (detail::iequals(field.name, "To-Path")) {
+        f->head.headers.push_back({field.name, std::string(out_to)});
+      } else if (detail::iequals(field.name, "From-Path")) {
+        f->head.headers.push_back({field.name, std::move(out_from)});
+      } else {
+        f->head.headers.push_back(field);
+      }
+    }
     f->is_send = head.method == "SEND";
     if (f->is_send && !head.header("Byte-Range")) {
       // Every outgoing chunk carries a Byte-Range; RFC 4975 §9 (content-stuff) keeps the MIME
@@ -645,7 +752,7 @@ struct relay::state {
     }
     f->failure_report = head.failure_report().value_or(report_mode::yes);
     f->reply_path = std::string(head.header("From-Path").value_or(""));
-    f->self = self;
+    f->self = std::string(self);
     f->in_tid = head.transaction_id;
     f->range = head.byte_range().value_or(byte_range{});
     c.probation.reset();
@@ -718,17 +825,17 @@ struct relay::state {
   void on_response(connection& c, const message& head) {
     const auto found = c.pendings.find(head.transaction_id);
     if (found == c.pendings.end()) return;  // §6.4.3: not ours; dropped
-    auto p = std::move(found->second);
+    const auto p = std::move(found->second);
     c.pendings.erase(found);
-    if (p.is_send) {
+    const auto& f = *p.request;
+    if (f.is_send) {
       // §6.4.3: an error response becomes a REPORT for the sender.
-      if (head.status_code != 200 && p.failure_report != report_mode::no) {
-        report_failure(p.source, p.reply_path, p.self, p.message_id, p.range, head.status_code,
-                       head.comment);
+      if (head.status_code != 200 && f.failure_report != report_mode::no) {
+        report_failure(f, p.range, head.status_code, head.comment);
       }
       return;
     }
-    auto* source = find(p.source);
+    auto* source = find(f.source);
     if (!source) return;
     // §6.4.3: move our URI from the To-Path to the front of the From-Path and pass it back.
     std::vector<header_field> extra;
@@ -738,8 +845,8 @@ struct relay::state {
       }
     }
     ++counters.frames_relayed;
-    send_response(*source, p.in_tid, p.reply_path,
-                  p.self + ' ' + std::string(head.header("From-Path").value_or("")),
+    send_response(*source, f.in_tid, f.reply_path,
+                  f.self + ' ' + std::string(head.header("From-Path").value_or("")),
                   head.status_code, head.comment, std::move(extra));
   }
 
@@ -870,7 +977,6 @@ struct relay::state {
   session* open_session(connection& c, const std::string& user, const std::vector<uri>& client_path,
                         std::chrono::seconds lifetime) {
     const auto expires = now + lifetime;
-    schedule(expires);
     // Only this connection's sessions and a count per user: an AUTH costs the same however many
     // sessions the relay holds.
     std::erase_if(c.sessions, [&](const std::string& id) { return !sessions.contains(id); });
@@ -882,6 +988,7 @@ struct relay::state {
           ++sessions_of[user];
         }
         s.expires = expires;
+        schedule(expires, timer_kind::session, c.id, id);
         s.user = user;
         notice(c.id, "session " + id + " of \"" + user + "\" refreshed for " +
                          std::to_string(lifetime.count()) + " s");
@@ -899,6 +1006,7 @@ struct relay::state {
     if (!self) return nullptr;
     auto& s = sessions[id];
     s = session{*self, c.id, client_path, user, expires};
+    schedule(expires, timer_kind::session, c.id, id);
     c.sessions.push_back(id);
     ++sessions_of[user];
     counters.sessions = sessions.size();
@@ -949,7 +1057,7 @@ struct relay::state {
       c.frame_began.reset();
     } else {
       if (!c.frame_began) c.frame_began = now;
-      schedule(drip_deadline(c));
+      arm(c.drip_timer, drip_deadline(c), timer_kind::drip, c);
     }
   }
 
@@ -1015,11 +1123,12 @@ struct relay::state {
       if (failed) settle(other);
     }
     for (auto& [tid, p] : c->pendings) {
-      if (p.is_send && p.failure_report != report_mode::no) {
-        report_failure(p.source, p.reply_path, p.self, p.message_id, p.range, 481, why);
-      } else if (auto* source = find(p.source); source && !p.is_send) {
+      const auto& f = *p.request;
+      if (f.is_send && f.failure_report != report_mode::no) {
+        report_failure(f, p.range, 481, why);
+      } else if (auto* source = find(f.source); source && !f.is_send) {
         // A forwarded AUTH (or unknown method) gets its failure as the response (§6.4.3).
-        send_response(*source, p.in_tid, p.reply_path, p.self, 481, why);
+        send_response(*source, f.in_tid, f.reply_path, f.self, 481, why);
       }
     }
     for (const auto& nonce : c->nonces)
@@ -1032,69 +1141,107 @@ struct relay::state {
 
   // --- Time
 
+  /// Acts on every deadline that fell due, in the order of a walk over everything: sessions,
+  /// nonces, then each connection by id: its probation, a stalled chunk, a slow sender, then
+  /// its transactions.
   void run_timers() {
-    if (!earliest || now < *earliest) return;
-    earliest.reset();
-    for (auto it = sessions.begin(); it != sessions.end();) {
-      if (it->second.expires <= now) {
-        notice(it->second.connection, "session " + it->first + " expired");
-        forget_owner(it->second);
-        it = sessions.erase(it);
-      } else {
-        schedule(it->second.expires);
-        ++it;
-      }
+    std::vector<timer> due;
+    while (!timers.empty() && timers.front().at <= now)
+      due.push_back(pop_timer());
+    const auto order = [](const timer& t) {
+      const bool of_connection = t.kind >= timer_kind::probation;
+      return std::tuple(of_connection, of_connection ? t.connection : 0, t.kind);
+    };
+    std::stable_sort(due.begin(), due.end(),
+                     [&](const timer& a, const timer& b) { return order(a) < order(b); });
+    for (const auto& t : due) {
+      if (current(t)) expire(t);
     }
     counters.sessions = sessions.size();
-    std::erase_if(nonces, [&](const auto& entry) { return entry.second.expires <= now; });
-    for (const auto& [nonce, record] : nonces)
-      schedule(record.expires);
-    for (auto& [id, c] : connections) {
-      if (c.probation && *c.probation <= now && !c.closing) {
-        notice(id, "no successful request within the probation time; closing");
-        close(c);
-      } else if (c.probation) {
-        schedule(*c.probation);
+    // Those gone meanwhile would make `next_deadline` early.
+    while (!timers.empty() && !current(timers.front()))
+      pop_timer();
+  }
+
+  /// True while `t` still is the deadline of its thing.
+  bool current(const timer& t) {
+    switch (t.kind) {
+      case timer_kind::session: {
+        const auto found = sessions.find(t.key);
+        return found != sessions.end() && found->second.expires == t.at;
       }
-      // A chunk that stalled while others wait for the connection (`service`).
-      if (c.owner && (!c.urgent.empty() || !c.waiters.empty())) service(c);
-      // Slow senders; a connection whose input the relay holds back is not one (`resume`).
-      if (c.frame_began && !c.closing && wants_input(c)) {
-        if (drip_deadline(c) <= now) {
-          notice(id, c.sending
-                         ? "no input for " + std::to_string(settings.frame_idle_timeout.count()) +
-                               " s in the middle of a frame; closing"
-                         : "frame head, or frame other than a SEND, not complete within " +
-                               std::to_string(settings.head_timeout.count()) + " s; closing");
-          close(c);
-        } else {
-          schedule(drip_deadline(c));
-        }
+      case timer_kind::nonce: {
+        const auto found = nonces.find(t.key);
+        return found != nonces.end() && found->second.expires == t.at;
       }
-      for (auto it = c.pendings.begin(); it != c.pendings.end();) {
-        if (it->second.deadline > now) {
-          schedule(it->second.deadline);
-          ++it;
-          continue;
-        }
-        auto p = std::move(it->second);
-        it = c.pendings.erase(it);
-        timed_out(p);
+      case timer_kind::probation: {
+        const auto* c = find(t.connection);
+        return c && c->probation == t.at;
+      }
+      case timer_kind::stall: {
+        const auto* c = find(t.connection);
+        return c && c->stall_timer == t.at;
+      }
+      case timer_kind::drip: {
+        const auto* c = find(t.connection);
+        return c && c->drip_timer == t.at;
+      }
+      case timer_kind::transaction: {
+        auto* c = find(t.connection);
+        if (!c) return false;
+        const auto found = c->pendings.find(t.key);
+        return found != c->pendings.end() && found->second.deadline == t.at;
+      }
+    }
+    return false;
+  }
+
+  /// The current deadline `t` fell due.
+  void expire(const timer& t) {
+    switch (t.kind) {
+      case timer_kind::session: {
+        const auto found = sessions.find(t.key);
+        notice(found->second.connection, "session " + t.key + " expired");
+        forget_owner(found->second);
+        sessions.erase(found);
+        return;
+      }
+      case timer_kind::nonce:
+        nonces.erase(t.key);
+        return;
+      case timer_kind::probation:
+        notice(t.connection, "no successful request within the probation time; closing");
+        return close(*find(t.connection));
+      case timer_kind::stall: {
+        // A chunk that stalled while others wait for the connection.
+        auto& c = *find(t.connection);
+        c.stall_timer.reset();
+        return service(c);
+      }
+      case timer_kind::drip: {
+        auto& c = *find(t.connection);
+        c.drip_timer.reset();
+        return check_slow_sender(c);
+      }
+      case timer_kind::transaction: {
+        auto& pendings = find(t.connection)->pendings;
+        const auto found = pendings.find(t.key);
+        auto p = std::move(found->second);
+        pendings.erase(found);
+        return timed_out(p);
       }
     }
   }
 
   /// §6.4.1: no response within the transaction timeout.
   void timed_out(const pending& p) {
-    if (p.is_send) {
-      if (p.failure_report == report_mode::yes) {
-        report_failure(p.source, p.reply_path, p.self, p.message_id, p.range, 408,
-                       "Request Timeout");
-      }
+    const auto& f = *p.request;
+    if (f.is_send) {
+      if (f.failure_report == report_mode::yes) report_failure(f, p.range, 408, "Request Timeout");
       return;
     }
-    if (auto* source = find(p.source)) {
-      send_response(*source, p.in_tid, p.reply_path, p.self, 408, "Request Timeout");
+    if (auto* source = find(f.source)) {
+      send_response(*source, f.in_tid, f.reply_path, f.self, 408, "Request Timeout");
     }
   }
 };
@@ -1127,7 +1274,7 @@ void relay::accept(connection_id connection, const peer_info& peer) {
     st.notice(connection, "relay connected, certificate verified (" + peer.address + ")");
   } else {
     c.probation = st.now + st.settings.probation;
-    st.schedule(*c.probation);
+    st.schedule(*c.probation, state::timer_kind::probation, connection);
   }
 }
 
@@ -1209,7 +1356,8 @@ void relay::advance(clock::time_point now) {
 }
 
 std::optional<clock::time_point> relay::next_deadline() const {
-  return state_->earliest;
+  const auto& timers = state_->timers;
+  return timers.empty() ? std::nullopt : std::optional(timers.front().at);
 }
 
 std::optional<connection_id> relay::next_ready() {

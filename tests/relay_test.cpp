@@ -1608,6 +1608,28 @@ TEST_P(Relay, NoResponseWithin30SecondsBecomesReport408) {
   EXPECT_TRUE(h.take(alice_connection).empty());
 }
 
+TEST_P(Relay, TimeoutStillComesAfterThousandsOfAnsweredTransactions) {
+  // Every forwarded SEND leaves a deadline behind when its response comes; the relay drops such
+  // deadlines in bulk now and then. The one still waiting must survive that.
+  const auto peer = connect_alice_to_peer(h, a);
+  ASSERT_NE(peer, 0u);
+  for (int i = 0; i < 3000; ++i) {
+    const auto id = "many" + std::to_string(10000 + i);
+    h.receive(alice_connection,
+              send_text(id, path_of({a.use_path, peer_uri}), alice_uri, "msg-" + id, "hi"));
+    const auto out = h.take(peer);
+    ASSERT_EQ(out.size(), 1u);
+    if (i == 1000) continue;  // never answered
+    h.receive(peer, response_text(out[0].head.transaction_id, 200, "OK", a.use_path, peer_uri));
+  }
+  EXPECT_EQ(statuses(h.take(alice_connection)), std::vector<int>(3000, 200));
+  h.advance(31s);
+  const auto frames = h.take(alice_connection);
+  ASSERT_EQ(frames.size(), 1u) << describe(frames);
+  EXPECT_EQ(header(frames[0], "Message-ID"), "msg-many11000");
+  EXPECT_EQ(header(frames[0], "Status").substr(0, 7), "000 408");
+}
+
 TEST_P(Relay, FailureReportNoGetsNeitherAnswerNorReport) {
   const auto peer = connect_alice_to_peer(h, a);
   ASSERT_NE(peer, 0u);
