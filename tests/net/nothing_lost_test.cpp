@@ -1,0 +1,1020 @@
+// The nothing-lost test at system level: a randomized workload through one relay and through
+// two chained relays (mutual TLS between them), all in this process (msrp::net::relay_server
+// and msrp::net::node), with connections cut at random byte offsets by small TCP proxies.
+//
+// Topology (two relays; with one, Bob's proxy leads to relay 1 as well):
+//
+//   Alice --[proxy A]--> relay 1 --[proxy R, TLS]--> relay 2 <--[proxy B]-- Bob
+//
+// Each seed runs several sessions one after the other. In each, Bob and Alice connect through
+// their proxies and authenticate to their relays (RFC 4976 §5.1), and Alice sends Bob a random
+// number of messages of random sizes (mostly chat lines, now and then up to 16 MiB; 64 MiB with
+// MSRP_NOTHING_LOST_BIG=1) with random chunk ceilings, output windows and pacing, binary bodies
+// and Success-Report yes (Failure-Report yes or partial). Before a session the test may arm
+// a proxy to cut its link after a random number of further bytes in one direction, closing or
+// resetting both sides: mid-AUTH, mid-chunk of a large body, between a chunk and its response,
+// before a REPORT. The session then ends and the next one starts on fresh connections (relay 1
+// opens a new connection to relay 2 when it needs one).
+//
+// Accounting (as EndpointRandom.NothingLost in tests/endpoint_test.cpp does in memory): Alice
+// learns each message's outcome from her endpoint (send_finished: delivered once success
+// REPORTs cover every byte; failed on an error response or REPORT, a timeout, or the
+// connection lost). Bob checks every byte he receives against the message sent, and records
+// the messages delivered complete by Message-ID. After each session:
+//   - every message sent has exactly one outcome, within a bounded wait (no hang);
+//   - no byte was received that differs from the one sent, and no message was completed with
+//     a gap or delivered twice (a cut-off or aborted message is never delivered as complete);
+//   - every message is either delivered byte-exact or its sender was told it failed, and
+//     every message its sender was told was delivered was delivered: zero unaccounted for.
+// A message may both arrive and be reported failed, when the cut took its success REPORT or
+// its response; those are counted and printed, like the cuts that fired.
+//
+// What is not cut: relay 2 sends Bob's REPORTs to relay 1 over a connection of its own, to
+// the port in relay 1's Use-Path, which is relay 1's own; only the connection relay 1 opens to
+// relay 2 (through proxy R: Bob's path names proxy R's port, which relay 2 counts as its own)
+// carries Alice's messages and relay 2's responses, and is cut.
+//
+// Seeds: MSRP_NOTHING_LOST_SEEDS=n runs seeds 1..n (default 3 per topology);
+// MSRP_NOTHING_LOST_SEED=n replays seed n; MSRP_NOTHING_LOST_BIG=1 lets messages grow to
+// 64 MiB and runs more sessions per seed.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "msrp/digest.hpp"
+#include "msrp/net/hash.hpp"
+#include "msrp/net/node.hpp"
+#include "msrp/net/relay_server.hpp"
+#include "msrp/net/tls.hpp"
+
+namespace msrp::net {
+namespace {
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+constexpr std::uint64_t kib = 1024;
+constexpr std::uint64_t mib = 1024 * kib;
+
+/// How long both clients may stay silent (no event at all) before the test calls it a hang.
+/// Every wait in the library is shorter: the timeouts below end any message within seconds.
+constexpr auto patience = 30s;
+
+/// The endpoints' and relays' timeouts, short so that a lost response or REPORT ends its
+/// message in a test-sized time rather than RFC 4975's 30 s.
+constexpr auto transaction_timeout = 5s;
+constexpr auto report_timeout = 5s;
+
+std::uint64_t env_number(const char* name, std::uint64_t fallback) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return fallback;
+  return std::strtoull(value, nullptr, 10);
+}
+
+std::uint64_t uniform(std::mt19937_64& random, std::uint64_t low, std::uint64_t high) {
+  return std::uniform_int_distribution<std::uint64_t>(low, high)(random);
+}
+
+bool chance(std::mt19937_64& random, double p) {
+  return std::bernoulli_distribution(p)(random);
+}
+
+/// Roughly log-uniform in [low, high]: each order of magnitude about as likely as the next.
+std::uint64_t log_uniform(std::mt19937_64& random, std::uint64_t low, std::uint64_t high) {
+  std::uniform_real_distribution<double> d(std::log(static_cast<double>(low)),
+                                           std::log(static_cast<double>(high) + 1.0));
+  return std::clamp(static_cast<std::uint64_t>(std::exp(d(random))), low, high);
+}
+
+// --- Bodies: byte i of a message is a function of its key and i ----------------------------
+
+/// splitmix64 (Steele, Lea, Flood 2014).
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EB;
+  return x ^ (x >> 31);
+}
+
+/// Fills `into` with the body of message `key` from `position` on.
+void fill_body(std::uint64_t key, std::uint64_t position, std::span<char> into) {
+  std::size_t done = 0;
+  while (done < into.size()) {
+    const std::uint64_t word = mix(key ^ mix(position / 8));
+    const auto skip = static_cast<std::size_t>(position % 8);
+    const auto n = std::min(sizeof word - skip, into.size() - done);
+    std::memcpy(into.data() + done, reinterpret_cast<const char*>(&word) + skip, n);
+    done += n;
+    position += n;
+  }
+}
+
+/// True if `bytes` are the body of message `key` at `position`.
+bool matches_body(std::uint64_t key, std::uint64_t position, std::string_view bytes) {
+  std::string expected(bytes.size(), '\0');
+  fill_body(key, position, expected);
+  return expected == bytes;
+}
+
+// --- A TCP proxy that cuts its link on request ----------------------------------------------
+
+/// Where an armed proxy cuts: once `after` more bytes have gone through it `upstream` (from
+/// the connecting side to the target) or downstream, counted over all its connections from
+/// the moment it was armed. The connection that carries the last of them forwards exactly
+/// that many and is then closed on both sides, with a TCP reset if `reset`.
+struct cut {
+  bool upstream = true;
+  std::uint64_t after = 1;
+  bool reset = false;
+};
+
+/// Listens on 127.0.0.1 (a free port) and forwards each connection to `target` on
+/// 127.0.0.1, on a thread of its own (plain sockets and poll), until destroyed.
+class cutting_proxy {
+ public:
+  cutting_proxy() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    const bool ok = listener_ >= 0 &&
+                    ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                    ::listen(listener_, 64) == 0 &&
+                    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+    EXPECT_TRUE(ok) << "proxy: " << std::strerror(errno);
+    port_ = ntohs(address.sin_port);
+    wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  }
+  ~cutting_proxy() {
+    if (thread_.joinable()) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const auto n = ::write(wake_, &one, sizeof one);
+      thread_.join();
+    }
+    for (auto& l : links_)
+      close_link(l, false);
+    ::close(listener_);
+    ::close(wake_);
+  }
+  cutting_proxy(const cutting_proxy&) = delete;
+  cutting_proxy& operator=(const cutting_proxy&) = delete;
+
+  std::uint16_t port() const { return port_; }
+
+  /// Starts forwarding to 127.0.0.1:`target`.
+  void start(std::uint16_t target) {
+    target_ = target;
+    thread_ = std::thread([this] { run(); });
+  }
+
+  /// Cuts as `plan` says (nothing: forward everything).
+  void arm(std::optional<cut> plan) {
+    std::lock_guard lock(mutex_);
+    armed_ = plan;
+  }
+  /// True once the armed cut has been made (until the next `arm`).
+  bool fired() {
+    std::lock_guard lock(mutex_);
+    return fired_;
+  }
+  /// Whether the last armed cut fired; disarms.
+  bool disarm() {
+    std::lock_guard lock(mutex_);
+    armed_.reset();
+    return std::exchange(fired_, false);
+  }
+
+ private:
+  /// One proxied connection: side 0 accepted, side 1 connected to the target.
+  struct link {
+    int fd[2] = {-1, -1};
+    std::string pending[2];  // read from fd[i], to be written to fd[1 - i]
+    std::size_t written[2] = {};
+    bool eof[2] = {};
+    bool cutting = false;  // forward what is pending one way, then close both sides
+    bool reset = false;
+    bool dead = false;
+  };
+
+  static void close_link(link& l, bool reset) {
+    for (const int fd : l.fd) {
+      if (fd < 0) continue;
+      if (reset) {
+        const linger now{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+      }
+      ::close(fd);
+    }
+    l.fd[0] = l.fd[1] = -1;
+  }
+
+  void accept_one() {
+    const int client = ::accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client < 0) return;
+    const int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(target_);
+    if (server < 0 ||
+        ::connect(server, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      ::close(client);
+      if (server >= 0) ::close(server);
+      return;
+    }
+    ::fcntl(server, F_SETFL, ::fcntl(server, F_GETFL) | O_NONBLOCK);
+    const int yes = 1;
+    for (const int fd : {client, server})
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
+    link l;
+    l.fd[0] = client;
+    l.fd[1] = server;
+    links_.push_back(std::move(l));
+  }
+
+  /// Reads from side `i` of `l` into its pending bytes, cutting where the plan says.
+  void read_side(link& l, int i) {
+    char buffer[64 * 1024];
+    const auto n = ::recv(l.fd[i], buffer, sizeof buffer, 0);
+    if (n == 0) {
+      l.eof[i] = true;
+      return;
+    }
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) l.dead = true;
+      return;
+    }
+    auto size = static_cast<std::uint64_t>(n);
+    {
+      std::lock_guard lock(mutex_);
+      if (armed_ && armed_->upstream == (i == 0)) {
+        if (size >= armed_->after) {
+          size = armed_->after;
+          l.cutting = true;
+          l.reset = armed_->reset;
+          armed_.reset();
+          fired_ = true;
+        } else {
+          armed_->after -= size;
+        }
+      }
+    }
+    l.pending[i].assign(buffer, static_cast<std::size_t>(size));
+    l.written[i] = 0;
+  }
+
+  /// Writes what side `i` of `l` read to the other side.
+  void write_side(link& l, int i) {
+    auto& bytes = l.pending[i];
+    const auto n =
+        ::send(l.fd[1 - i], bytes.data() + l.written[i], bytes.size() - l.written[i], MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) l.dead = true;
+      return;
+    }
+    l.written[i] += static_cast<std::size_t>(n);
+    if (l.written[i] == bytes.size()) {
+      bytes.clear();
+      l.written[i] = 0;
+    }
+  }
+
+  void run() {
+    for (;;) {
+      std::vector<pollfd> fds{{wake_, POLLIN, 0}, {listener_, POLLIN, 0}};
+      for (const auto& l : links_) {
+        for (int i = 0; i < 2; ++i) {
+          short events = 0;
+          if (!l.cutting && !l.eof[i] && l.pending[i].empty()) events |= POLLIN;
+          if (!l.pending[1 - i].empty()) events |= POLLOUT;
+          fds.push_back({l.fd[i], events, 0});
+        }
+      }
+      if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) return;
+      if (fds[0].revents != 0) return;
+      if (fds[1].revents & POLLIN) accept_one();
+      for (std::size_t k = 0; k < links_.size() && 2 + 2 * k < fds.size(); ++k) {
+        auto& l = links_[k];
+        for (int i = 0; i < 2; ++i) {
+          const auto& p = fds[2 + 2 * k + static_cast<std::size_t>(i)];
+          if (p.revents & POLLERR) l.dead = true;
+          if (l.dead) break;
+          if ((p.events & POLLIN) && (p.revents & (POLLIN | POLLHUP))) read_side(l, i);
+          if ((p.events & POLLOUT) && (p.revents & (POLLOUT | POLLHUP))) write_side(l, 1 - i);
+        }
+      }
+      // A link ends when a side failed, when its cut has been forwarded, or when a side closed
+      // and what it sent has been passed on.
+      std::erase_if(links_, [](link& l) {
+        const bool cut_done = l.cutting && l.pending[0].empty() && l.pending[1].empty();
+        const bool closed =
+            (l.eof[0] && l.pending[0].empty()) || (l.eof[1] && l.pending[1].empty());
+        if (!l.dead && !cut_done && !closed) return false;
+        close_link(l, cut_done && l.reset);
+        return true;
+      });
+    }
+  }
+
+  int listener_ = -1;
+  int wake_ = -1;
+  std::uint16_t port_ = 0;
+  std::uint16_t target_ = 0;
+  std::vector<link> links_;  // the proxy thread's only
+  std::mutex mutex_;
+  std::optional<cut> armed_;
+  bool fired_ = false;
+  std::thread thread_;
+};
+
+// --- Relays ---------------------------------------------------------------------------------
+
+struct account {
+  std::string user;
+  std::string password;
+};
+const account alice_account{"alice", "wonderland"};
+const account bob_account{"bob", "builder"};
+
+std::optional<std::string> lookup(std::string_view user, std::string_view realm,
+                                  std::string_view algorithm) {
+  for (const auto& known : {alice_account, bob_account}) {
+    if (known.user == user) return digest::ha1(digest_hex, algorithm, user, realm, known.password);
+  }
+  return std::nullopt;
+}
+
+certificate identity(std::string_view name) {
+  auto made = make_self_signed(name);
+  EXPECT_TRUE(made) << made.error().message() << ": " << tls_error_detail();
+  return made ? *made : certificate{};
+}
+
+/// Both relays' certificates in one PEM file (each relay's CA file, and the clients'), removed
+/// again at the end of the scope. Made at test time: no key is ever committed.
+struct ca_file {
+  std::filesystem::path path;
+  explicit ca_file(const std::string& pem)
+      : path(std::filesystem::temp_directory_path() /
+             ("nothing_lost_" + std::to_string(::getpid()) + ".pem")) {
+    std::ofstream(path, std::ios::binary) << pem;
+  }
+  ~ca_file() {
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+  }
+};
+
+/// One relay with a TLS and a plain TCP listener on 127.0.0.1.
+struct relay_under_test {
+  std::unique_ptr<relay_server> server;
+  std::uint16_t tls_port = 0;
+  std::uint16_t tcp_port = 0;
+  std::string host;
+
+  relay_under_test(std::string name, const certificate& cert, const std::string& cas,
+                   std::vector<std::uint16_t> also_ours = {})
+      : host(std::move(name)) {
+    relay_server::options settings;
+    settings.engine.host = host;
+    settings.engine.realm = host;
+    settings.engine.ports = std::move(also_ours);
+    settings.engine.transaction_timeout =
+        std::chrono::duration_cast<std::chrono::seconds>(transaction_timeout);
+    settings.identity = cert;
+    settings.ca_file = cas;
+    server = std::make_unique<relay_server>(std::move(settings), answer_at_once(lookup));
+    const auto tls = server->listen("127.0.0.1", 0, true);
+    const auto tcp = server->listen("127.0.0.1", 0, false);
+    EXPECT_TRUE(tls && tcp);
+    if (tls) tls_port = *tls;
+    if (tcp) tcp_port = *tcp;
+  }
+
+  std::uint16_t port(bool tls) const { return tls ? tls_port : tcp_port; }
+  uri address(bool tls) const {
+    const auto text =
+        std::string(tls ? "msrps://" : "msrp://") + host + ':' + std::to_string(port(tls)) + ";tcp";
+    return *uri::parse(text);
+  }
+  /// The relay's notices so far, for a failed seed.
+  std::string notices() {
+    std::string all;
+    while (const auto line = server->wait_notice(0ms))
+      all += "  " + *line + '\n';
+    return all;
+  }
+};
+
+// --- The workload ---------------------------------------------------------------------------
+
+/// Counts over all seeds, printed at the end so that a reader sees the test is not vacuous.
+struct totals {
+  std::uint64_t sessions = 0;
+  std::uint64_t sessions_without_auth = 0;  // a cut during AUTH: nothing sent
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t delivered = 0;  // the sender was told delivered (and the receiver has it)
+  std::uint64_t failed = 0;     // the sender was told it failed
+  std::uint64_t failed_but_received = 0;
+  std::uint64_t received = 0;
+  std::uint64_t unaccounted = 0;
+  std::map<std::string, std::uint64_t> cuts;      // link and kind -> cuts that fired
+  std::map<int, std::uint64_t> failure_statuses;  // status -> failed messages
+};
+
+/// One message of the workload.
+struct planned {
+  std::size_t index = 0;  // its Content-Description is "nl-<index>"
+  std::uint64_t size = 0;
+  std::uint64_t key = 0;
+  report_mode failure = report_mode::yes;
+  bool from_memory = false;  // outgoing_message::text rather than a body_reader
+  message_handle handle = 0;
+  int finishes = 0;
+  send_outcome outcome = send_outcome::sent;
+  int status = -1;
+  int completions = 0;  // times Bob received it complete and byte-exact
+};
+
+/// A message Bob is receiving in pieces.
+struct reception {
+  planned* message = nullptr;
+  std::map<std::uint64_t, std::uint64_t> covered;  // begin -> end, merged
+  bool ended = false;
+};
+
+/// One side of a session: a node, its session and its connection to its relay.
+struct client {
+  std::unique_ptr<node> n;
+  session_handle session = 0;
+  connection_id connection = 0;
+  bool session_closed = false;
+};
+
+class nothing_lost_run {
+ public:
+  nothing_lost_run(std::uint64_t seed, int relays, bool big, totals& sums)
+      : seed_(seed),
+        random_(mix(seed * 2 + static_cast<std::uint64_t>(relays))),
+        relays_(relays),
+        big_(big),
+        sums_(sums) {}
+
+  void run();
+
+ private:
+  endpoint::config alice_config();
+  endpoint::config bob_config(const endpoint::config& alice);
+  std::vector<planned> plan_messages(std::size_t first);
+  std::optional<cut> draw_cut(std::uint64_t bulk, std::size_t messages, bool bulk_upstream);
+  std::optional<client> join(relay_under_test& relay, cutting_proxy& proxy, const account& who,
+                             endpoint::config settings);
+  void run_session(int number);
+  bool take(client& c, bool is_alice);
+  void on_alice(const node_event& e);
+  void on_bob(const node_event& e);
+  planned* described(const message& head);
+  void complete(planned& m, std::string_view how);
+  void account_for(const std::vector<planned>& messages);
+
+  std::uint64_t seed_;
+  std::mt19937_64 random_;
+  int relays_;
+  bool big_;
+  totals& sums_;
+  bool tls_clients_ = false;
+  std::string ca_path_;
+  std::unique_ptr<relay_under_test> first_;   // Alice's relay
+  std::unique_ptr<relay_under_test> second_;  // Bob's relay, with two
+  std::unique_ptr<cutting_proxy> to_first_;   // Alice -> relay 1
+  std::unique_ptr<cutting_proxy> between_;    // relay 1 -> relay 2
+  std::unique_ptr<cutting_proxy> to_last_;    // Bob -> his relay
+  client alice_;
+  client bob_;
+  std::vector<planned>* current_ = nullptr;  // the session's messages
+  std::map<message_handle, planned*> by_handle_;
+  std::map<std::string, reception> receptions_;  // Bob's, by Message-ID
+  std::map<std::string, planned*> delivered_ids_;
+};
+
+endpoint::config nothing_lost_run::alice_config() {
+  endpoint::config c;
+  c.chunk_ceiling = chance(random_, 0.3) ? UINT64_MAX : log_uniform(random_, 512, 1 * mib);
+  c.output_window = log_uniform(random_, 4 * kib, 256 * kib);
+  c.transaction_timeout = transaction_timeout;
+  c.report_timeout = report_timeout;
+  // Pacing (RFC 4975 §7.1.3) now and then: at most a window unconfirmed by success REPORTs.
+  if (chance(random_, 0.25)) c.unconfirmed_window = log_uniform(random_, 64 * kib, 4 * mib);
+  return c;
+}
+
+endpoint::config nothing_lost_run::bob_config(const endpoint::config& alice) {
+  endpoint::config c;
+  c.output_window = log_uniform(random_, 4 * kib, 256 * kib);
+  c.whole_message_limit = chance(random_, 0.2) ? 0 : log_uniform(random_, 1, 256 * kib);
+  c.transaction_timeout = transaction_timeout;
+  c.report_timeout = report_timeout;
+  // Progress REPORTs keep a paced sender going; a quarter of its window, as endpoint.hpp asks.
+  if (alice.unconfirmed_window != 0) {
+    c.progress_reports = alice.unconfirmed_window / 4;
+  } else if (chance(random_, 0.3)) {
+    c.progress_reports = log_uniform(random_, 4 * kib, 4 * mib);
+  }
+  return c;
+}
+
+std::vector<planned> nothing_lost_run::plan_messages(std::size_t first) {
+  const std::uint64_t largest = big_ ? 64 * mib : 16 * mib;
+  std::vector<planned> messages(uniform(random_, 1, 10));
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    auto& m = messages[i];
+    m.index = first + i;
+    // A heavy tail: mostly chat lines, sometimes files, rarely a large one.
+    const auto pick = uniform(random_, 0, 99);
+    if (pick < 50) {
+      m.size = uniform(random_, 0, 300);
+    } else if (pick < 78) {
+      m.size = uniform(random_, 301, 70'000);
+    } else if (pick < (big_ ? 90 : 95)) {
+      m.size = log_uniform(random_, 70'000, 1 * mib);
+    } else {
+      m.size = log_uniform(random_, 1 * mib, largest);
+    }
+    m.key = mix(seed_ * 1'000'003 + m.index);
+    m.failure = chance(random_, 0.25) ? report_mode::partial : report_mode::yes;
+    m.from_memory = m.size <= 64 * kib && chance(random_, 0.5);
+  }
+  return messages;
+}
+
+/// A cut for one link, or none: `bulk` bytes are expected to go the bulk way, which is
+/// upstream if `bulk_upstream`; the other way carries responses and REPORTs.
+std::optional<cut> nothing_lost_run::draw_cut(std::uint64_t bulk, std::size_t messages,
+                                              bool bulk_upstream) {
+  cut c;
+  c.reset = chance(random_, 0.5);
+  if (chance(random_, 0.8)) {
+    c.upstream = bulk_upstream;
+    c.after = uniform(random_, 1, bulk + bulk / 10 + 4096);
+  } else {
+    c.upstream = !bulk_upstream;
+    c.after = uniform(random_, 1, 600 * (messages + 4));
+  }
+  return c;
+}
+
+/// Connects a client through `proxy` to `relay` and authenticates; nothing if a cut ended it.
+std::optional<client> nothing_lost_run::join(relay_under_test& relay, cutting_proxy& proxy,
+                                             const account& who, endpoint::config settings) {
+  node::options options;
+  options.engine = std::move(settings);
+  options.ca_file = ca_path_;
+  client c;
+  c.n = std::make_unique<node>(std::move(options));
+  // RFC 4976 §8 wants a port in paths exchanged in SDP; the relay delivers over our
+  // connection, so nobody connects to it (as the msrp command does).
+  c.session = c.n->open_session({.secure = tls_clients_, .host = "client.invalid", .port = 9});
+  const auto target = relay.address(tls_clients_);
+  const auto connection = c.n->connect(target, std::nullopt, {{"127.0.0.1", proxy.port()}});
+  if (!connection) return std::nullopt;  // cut during the TLS handshake
+  c.connection = *connection;
+  c.n->bind(c.session, c.connection);
+  c.n->authenticate(c.session, target, {who.user, who.password});
+  const auto deadline = steady::now() + patience;
+  while (steady::now() < deadline) {
+    const auto e = c.n->wait_event(20ms);
+    if (!e) continue;
+    if (const auto* closed = std::get_if<connection_closed>(&*e)) {
+      if (closed->connection == c.connection) return std::nullopt;
+    }
+    const auto* ev = std::get_if<msrp::event>(&*e);
+    const auto* done = ev ? std::get_if<events::auth_finished>(ev) : nullptr;
+    if (!done) continue;
+    if (done->status == 200) return c;
+    // Only a cut may spoil an AUTH with the right password: the connection went (0) or the
+    // answer did not come (408).
+    EXPECT_TRUE(done->status == 0 || done->status == 408 || proxy.fired())
+        << who.user << "'s AUTH failed with " << done->status << ' ' << done->comment;
+    return std::nullopt;
+  }
+  ADD_FAILURE() << who.user << "'s AUTH had no outcome within " << patience.count() << " s";
+  return std::nullopt;
+}
+
+planned* nothing_lost_run::described(const message& head) {
+  const auto description = head.header("Content-Description");
+  if (!description || !description->starts_with("nl-")) return nullptr;
+  const auto index = std::strtoull(std::string(description->substr(3)).c_str(), nullptr, 10);
+  for (auto& m : *current_) {
+    if (m.index == index) return &m;
+  }
+  return nullptr;
+}
+
+void nothing_lost_run::complete(planned& m, std::string_view how) {
+  if (++m.completions > 1)
+    ADD_FAILURE() << "message " << m.index << " delivered twice (" << how << ')';
+}
+
+void nothing_lost_run::on_alice(const node_event& e) {
+  const auto* ev = std::get_if<msrp::event>(&e);
+  if (!ev) return;  // connections opening and closing
+  if (const auto* f = std::get_if<events::send_finished>(ev)) {
+    const auto found = by_handle_.find(f->message);
+    if (found == by_handle_.end()) {
+      ADD_FAILURE() << "send_finished for a message never sent";
+      return;
+    }
+    auto& m = *found->second;
+    if (++m.finishes > 1) ADD_FAILURE() << "message " << m.index << " finished twice";
+    m.outcome = f->outcome;
+    m.status = f->status;
+  } else if (std::holds_alternative<events::session_closed>(*ev)) {
+    alice_.session_closed = true;
+  } else if (const auto* failed = std::get_if<events::connection_failed>(ev)) {
+    ADD_FAILURE() << "Alice's relay sent a malformed byte stream: " << failed->error.message();
+  } else if (!std::holds_alternative<events::auth_finished>(*ev)) {
+    ADD_FAILURE() << "Alice received something (event " << ev->index() << ")";
+  }
+}
+
+void nothing_lost_run::on_bob(const node_event& e) {
+  const auto* ev = std::get_if<msrp::event>(&e);
+  if (!ev) return;
+  if (const auto* r = std::get_if<events::message_received>(ev)) {
+    auto* m = described(r->head);
+    if (!m) {
+      ADD_FAILURE() << "Bob received a message Alice did not send in this session";
+      return;
+    }
+    EXPECT_EQ(r->body.size(), m->size) << "message " << m->index;
+    const bool exact = r->body.size() == m->size && matches_body(m->key, 0, r->body);
+    EXPECT_TRUE(exact) << "message " << m->index << " arrived with wrong bytes";
+    if (exact) complete(*m, "whole");
+    return;
+  }
+  if (const auto* started = std::get_if<events::message_started>(ev)) {
+    auto* m = described(started->head);
+    if (!m) {
+      ADD_FAILURE() << "Bob started a message Alice did not send in this session";
+      return;
+    }
+    auto& rx = receptions_[started->message_id];
+    EXPECT_EQ(rx.message, nullptr) << "message_started twice for message " << m->index;
+    rx = reception{m, {}, false};
+    if (started->size) {
+      EXPECT_EQ(*started->size, m->size) << "message " << m->index;
+    }
+    return;
+  }
+  if (const auto* piece = std::get_if<events::message_piece>(ev)) {
+    const auto found = receptions_.find(piece->message_id);
+    if (found == receptions_.end() || !found->second.message) {
+      ADD_FAILURE() << "a piece of a message that never started";
+      return;
+    }
+    auto& rx = found->second;
+    const auto& m = *rx.message;
+    EXPECT_FALSE(rx.ended) << "a piece of message " << m.index << " after it ended";
+    if (piece->offset + piece->bytes.size() > m.size) {
+      ADD_FAILURE() << "message " << m.index << ": a piece past its end";
+      return;
+    }
+    if (!matches_body(m.key, piece->offset, piece->bytes)) {
+      ADD_FAILURE() << "message " << m.index << " corrupted in the piece at " << piece->offset;
+      return;  // not counted as covered: its completion then fails as incomplete
+    }
+    auto begin = piece->offset;
+    auto end = piece->offset + piece->bytes.size();
+    auto it = rx.covered.upper_bound(begin);
+    if (it != rx.covered.begin() && std::prev(it)->second >= begin) --it;
+    while (it != rx.covered.end() && it->first <= end) {
+      begin = std::min(begin, it->first);
+      end = std::max(end, it->second);
+      it = rx.covered.erase(it);
+    }
+    if (end > begin) rx.covered[begin] = end;
+    return;
+  }
+  if (const auto* done = std::get_if<events::message_completed>(ev)) {
+    const auto found = receptions_.find(done->message_id);
+    if (found == receptions_.end() || !found->second.message) {
+      ADD_FAILURE() << "completed a message that never started";
+      return;
+    }
+    auto& rx = found->second;
+    auto& m = *rx.message;
+    EXPECT_FALSE(rx.ended) << "message " << m.index << " completed after it ended";
+    rx.ended = true;
+    EXPECT_EQ(done->size, m.size) << "message " << m.index;
+    const bool whole = m.size == 0 || (rx.covered.size() == 1 && rx.covered.begin()->first == 0 &&
+                                       rx.covered.begin()->second == m.size);
+    EXPECT_TRUE(whole) << "message " << m.index << " completed with gaps or wrong bytes";
+    if (whole && done->size == m.size) complete(m, "streamed");
+    return;
+  }
+  if (const auto* aborted = std::get_if<events::message_aborted>(ev)) {
+    const auto found = receptions_.find(aborted->message_id);
+    if (found != receptions_.end()) {
+      EXPECT_FALSE(found->second.ended) << "aborted after it ended";
+      found->second.ended = true;
+    }
+    return;
+  }
+  if (std::holds_alternative<events::session_closed>(*ev)) {
+    bob_.session_closed = true;
+    return;
+  }
+  if (const auto* failed = std::get_if<events::connection_failed>(ev)) {
+    ADD_FAILURE() << "Bob's relay sent a malformed byte stream: " << failed->error.message();
+  }
+}
+
+/// Takes every event `c` has; false if there was none.
+bool nothing_lost_run::take(client& c, bool is_alice) {
+  bool any = false;
+  while (auto e = c.n->wait_event(0ms)) {
+    any = true;
+    is_alice ? on_alice(*e) : on_bob(*e);
+  }
+  return any;
+}
+
+void nothing_lost_run::run_session(int number) {
+  SCOPED_TRACE("session " + std::to_string(number));
+  ++sums_.sessions;
+  auto messages = plan_messages(static_cast<std::size_t>(number) * 100);
+  std::uint64_t bulk = 0;
+  for (const auto& m : messages)
+    bulk += m.size + 300;
+  // Which links are cut: none, one, or (now and then) two.
+  cutting_proxy* links[] = {to_first_.get(), between_.get(), to_last_.get()};
+  const char* names[] = {"Alice-relay", "relay-relay", "relay-Bob"};
+  bool armed[3] = {};
+  const auto pick = uniform(random_, 0, 99);
+  if (pick >= 25) {
+    armed[uniform(random_, 0, 2)] = true;
+    if (pick >= 88) armed[uniform(random_, 0, 2)] = true;
+  }
+  if (!between_) armed[1] = false;
+  for (int k = 0; k < 3; ++k) {
+    if (!links[k]) continue;
+    // The bulk goes upstream from Alice and between the relays, downstream to Bob.
+    links[k]->arm(armed[k] ? draw_cut(bulk, messages.size(), k != 2) : std::nullopt);
+  }
+
+  const auto alice_settings = alice_config();
+  auto& bob_relay = second_ ? *second_ : *first_;
+  auto bob = join(bob_relay, *to_last_, bob_account, bob_config(alice_settings));
+  auto alice = bob ? join(*first_, *to_first_, alice_account, alice_settings) : std::nullopt;
+  if (!bob || !alice) {
+    ++sums_.sessions_without_auth;
+  } else {
+    alice_ = std::move(*alice);
+    bob_ = std::move(*bob);
+    // Alice's remote path is Bob's path (as SDP would carry it). With two relays, the URI of
+    // relay 2 names proxy R's port, which relay 2 counts as its own (RFC 4976 §6.2), and TLS,
+    // so relay 1 connects to relay 2 through the proxy with mutual TLS whatever Bob's own
+    // connection is.
+    auto path = bob_.n->local_path(bob_.session);
+    if (second_) {
+      path.front() =
+          *uri::parse("msrps://" + second_->host + ':' + std::to_string(between_->port()) + '/' +
+                      path.front().session_id() + ";tcp");
+    }
+    alice_.n->set_remote_path(alice_.session, path);
+
+    current_ = &messages;
+    for (auto& m : messages) {
+      outgoing_message out;
+      if (m.from_memory) {
+        std::string body(m.size, '\0');
+        fill_body(m.key, 0, body);
+        out = outgoing_message::text("application/octet-stream", std::move(body));
+      } else {
+        out.content_type = "application/octet-stream";
+        out.size = m.size;
+        out.read = [key = m.key, size = m.size](std::uint64_t offset,
+                                                std::span<char> into) -> result<std::size_t> {
+          const auto n =
+              static_cast<std::size_t>(std::min<std::uint64_t>(into.size(), size - offset));
+          fill_body(key, offset, into.first(n));
+          return n;
+        };
+      }
+      out.success_report = report_mode::yes;
+      out.failure_report = m.failure;
+      out.headers = {{"Content-Description", "nl-" + std::to_string(m.index)}};
+      m.handle = alice_.n->send(alice_.session, std::move(out));
+      by_handle_[m.handle] = &m;
+    }
+
+    // Every message reaches its outcome; silence for `patience` is a hang.
+    const auto unfinished = [&] {
+      return std::count_if(messages.begin(), messages.end(),
+                           [](const planned& m) { return m.finishes == 0; });
+    };
+    auto quiet_since = steady::now();
+    while (unfinished() > 0) {
+      const bool from_alice = take(alice_, true);
+      const bool from_bob = take(bob_, false);
+      const bool any = from_alice || from_bob;
+      if (any) {
+        quiet_since = steady::now();
+      } else if (steady::now() - quiet_since > patience) {
+        ADD_FAILURE() << unfinished() << " messages without an outcome after " << patience.count()
+                      << " s of silence: a hang";
+        break;
+      } else if (auto e = alice_.n->wait_event(2ms)) {
+        on_alice(*e);
+        quiet_since = steady::now();
+      }
+    }
+    // Bob may still be finishing messages whose REPORT or response the cut took: wait until
+    // each has ended, or nothing has happened for a second.
+    quiet_since = steady::now();
+    const auto open_receptions = [&] {
+      return std::any_of(receptions_.begin(), receptions_.end(),
+                         [](const auto& r) { return r.second.message && !r.second.ended; });
+    };
+    while (open_receptions() && steady::now() - quiet_since < 1s) {
+      if (auto e = bob_.n->wait_event(10ms)) {
+        on_bob(*e);
+        quiet_since = steady::now();
+      }
+    }
+    // Closing the sessions ends what is still open; then nothing more may arrive.
+    alice_.n->close_session(alice_.session);
+    bob_.n->close_session(bob_.session);
+    const auto deadline = steady::now() + patience;
+    while ((!alice_.session_closed || !bob_.session_closed) && steady::now() < deadline) {
+      take(alice_, true);
+      take(bob_, false);
+      std::this_thread::sleep_for(2ms);
+    }
+    EXPECT_TRUE(alice_.session_closed && bob_.session_closed) << "a session did not close";
+    alice_ = {};
+    bob_ = {};
+    account_for(messages);
+    current_ = nullptr;
+    by_handle_.clear();
+    receptions_.clear();
+  }
+  bool cut_any = false;
+  for (int k = 0; k < 3; ++k) {
+    if (links[k] && links[k]->disarm()) {
+      ++sums_.cuts[names[k]];
+      cut_any = true;
+    }
+  }
+  // Without a cut, every message arrives and its sender hears so: the workload is not
+  // vacuous, and nothing fails that should not.
+  if (!cut_any) {
+    for (const auto& m : messages) {
+      EXPECT_TRUE(m.finishes == 1 && m.outcome == send_outcome::delivered && m.completions == 1)
+          << "message " << m.index << " of " << m.size
+          << " bytes, in a session without cuts: " << m.finishes << " outcomes, the last "
+          << static_cast<int>(m.outcome) << " status " << m.status << ", received " << m.completions
+          << " times";
+    }
+  }
+}
+
+void nothing_lost_run::account_for(const std::vector<planned>& messages) {
+  for (const auto& m : messages) {
+    SCOPED_TRACE("message " + std::to_string(m.index) + " of " + std::to_string(m.size) + " bytes");
+    ++sums_.messages;
+    sums_.bytes += m.size;
+    sums_.received += static_cast<std::uint64_t>(m.completions);
+    EXPECT_EQ(m.finishes, 1) << "every message has exactly one outcome";
+    const bool told_delivered = m.finishes == 1 && m.outcome == send_outcome::delivered;
+    const bool told_failed = m.finishes == 1 && m.outcome == send_outcome::failed;
+    EXPECT_TRUE(told_delivered || told_failed)
+        << "outcome " << static_cast<int>(m.outcome) << " status " << m.status;
+    if (told_delivered) {
+      EXPECT_EQ(m.status, 200);
+      EXPECT_EQ(m.completions, 1) << "LOST: the sender was told delivered, the receiver has "
+                                     "no complete, byte-exact copy";
+    }
+    if (told_failed) {
+      ++sums_.failed;
+      ++sums_.failure_statuses[m.status];
+      if (m.completions > 0) ++sums_.failed_but_received;
+    } else if (told_delivered && m.completions == 1) {
+      ++sums_.delivered;
+    }
+    if (!(told_failed || (told_delivered && m.completions == 1))) ++sums_.unaccounted;
+  }
+}
+
+void nothing_lost_run::run() {
+  tls_clients_ = chance(random_, 0.5);
+  // Different names, as two relays' names differ: OpenSSL finds a CA by its subject name.
+  const auto first_cert = identity("localhost");
+  const auto second_cert = identity("127.0.0.1");
+  const ca_file cas(first_cert.certificate_pem + second_cert.certificate_pem);
+  ca_path_ = cas.path.string();
+
+  to_first_ = std::make_unique<cutting_proxy>();
+  to_last_ = std::make_unique<cutting_proxy>();
+  first_ = std::make_unique<relay_under_test>("localhost", first_cert, ca_path_);
+  to_first_->start(first_->port(tls_clients_));
+  if (relays_ == 2) {
+    between_ = std::make_unique<cutting_proxy>();
+    second_ = std::make_unique<relay_under_test>("127.0.0.1", second_cert, ca_path_,
+                                                 std::vector<std::uint16_t>{between_->port()});
+    // Relay to relay is always TLS, with mutual authentication (RFC 4976 §6.1).
+    between_->start(second_->tls_port);
+    to_last_->start(second_->port(tls_clients_));
+  } else {
+    to_last_->start(first_->port(tls_clients_));
+  }
+
+  const int sessions = static_cast<int>(uniform(random_, 3, big_ ? 12 : 6));
+  for (int s = 0; s < sessions; ++s) {
+    run_session(s);
+    if (::testing::Test::HasFailure()) break;
+  }
+  if (::testing::Test::HasFailure() || std::getenv("MSRP_RELAY_NOTICES")) {
+    std::fprintf(stderr, "relay 1:\n%s", first_->notices().c_str());
+    if (second_) std::fprintf(stderr, "relay 2:\n%s", second_->notices().c_str());
+  }
+  // Clients are gone; stop the relays before the proxies that lead to them.
+  second_.reset();
+  first_.reset();
+  between_.reset();
+  to_first_.reset();
+  to_last_.reset();
+}
+
+void run_seeds(int relays) {
+  const auto one = env_number("MSRP_NOTHING_LOST_SEED", 0);
+  const auto count = env_number("MSRP_NOTHING_LOST_SEEDS", 3);
+  const bool big = env_number("MSRP_NOTHING_LOST_BIG", 0) != 0;
+  const auto first = one != 0 ? one : 1;
+  const auto last = one != 0 ? one : count;
+  totals sums;
+  for (auto seed = first; seed <= last; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed) +
+                 " (replay with MSRP_NOTHING_LOST_SEED=" + std::to_string(seed) + ")");
+    nothing_lost_run(seed, relays, big, sums).run();
+    if (::testing::Test::HasFailure()) {
+      ADD_FAILURE() << "seed " << seed << " failed; replay with MSRP_NOTHING_LOST_SEED=" << seed;
+      break;
+    }
+  }
+  EXPECT_EQ(sums.unaccounted, 0u) << "messages neither delivered nor reported failed";
+  std::string summary =
+      "seeds " + std::to_string(first) + ".." + std::to_string(last) + " through " +
+      std::to_string(relays) + " relay(s): " + std::to_string(sums.sessions) + " sessions (" +
+      std::to_string(sums.sessions_without_auth) + " cut before sending), " +
+      std::to_string(sums.messages) + " messages, " + std::to_string(sums.bytes) +
+      " bytes; delivered " + std::to_string(sums.delivered) + ", reported failed " +
+      std::to_string(sums.failed) + " (of which received anyway " +
+      std::to_string(sums.failed_but_received) + "), unaccounted " +
+      std::to_string(sums.unaccounted) + "; failure statuses:";
+  for (const auto& [status, n] : sums.failure_statuses)
+    summary += " " + std::to_string(status) + " x" + std::to_string(n);
+  summary += "; cuts:";
+  for (const auto& [link, n] : sums.cuts)
+    summary += " " + link + " x" + std::to_string(n);
+  std::printf("%s\n", summary.c_str());
+}
+
+TEST(NothingLost, ThroughOneRelayWithCuts) {
+  run_seeds(1);
+}
+
+TEST(NothingLost, ThroughTwoRelaysWithCuts) {
+  run_seeds(2);
+}
+
+}  // namespace
+}  // namespace msrp::net
