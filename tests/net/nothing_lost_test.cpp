@@ -438,6 +438,7 @@ struct relay_under_test {
 struct totals {
   std::uint64_t sessions = 0;
   std::uint64_t sessions_without_auth = 0;  // a cut during AUTH: nothing sent
+  std::uint64_t two_sender_sessions = 0;
   std::uint64_t messages = 0;
   std::uint64_t bytes = 0;
   std::uint64_t delivered = 0;  // the sender was told delivered (and the receiver has it)
@@ -445,13 +446,14 @@ struct totals {
   std::uint64_t failed_but_received = 0;
   std::uint64_t received = 0;
   std::uint64_t unaccounted = 0;
-  std::map<std::string, std::uint64_t> cuts;      // link and kind -> cuts that fired
+  std::map<std::string, std::uint64_t> cuts;      // link -> cuts that fired
   std::map<int, std::uint64_t> failure_statuses;  // status -> failed messages
 };
 
 /// One message of the workload.
 struct planned {
-  std::size_t index = 0;  // its Content-Description is "nl-<index>"
+  std::size_t index = 0;   // its Content-Description is "nl-<index>"
+  std::size_t sender = 0;  // which Alice sends it, to Bob's session of the same number
   std::uint64_t size = 0;
   std::uint64_t key = 0;
   report_mode failure = report_mode::yes;
@@ -470,12 +472,12 @@ struct reception {
   bool ended = false;
 };
 
-/// One side of a session: a node, its session and its connection to its relay.
+/// A client: a node, its connection to its relay (through a proxy) and its sessions there.
 struct client {
   std::unique_ptr<node> n;
-  session_handle session = 0;
   connection_id connection = 0;
-  bool session_closed = false;
+  std::vector<session_handle> sessions;
+  std::size_t sessions_closed = 0;
 };
 
 class nothing_lost_run {
@@ -491,18 +493,22 @@ class nothing_lost_run {
 
  private:
   endpoint::config alice_config();
-  endpoint::config bob_config(const endpoint::config& alice);
-  std::vector<planned> plan_messages(std::size_t first);
+  endpoint::config bob_config(std::uint64_t paced);
+  void plan_messages(std::size_t first, std::size_t sender);
   std::optional<cut> draw_cut(std::uint64_t bulk, std::size_t messages, bool bulk_upstream);
-  std::optional<client> join(relay_under_test& relay, cutting_proxy& proxy, const account& who,
-                             endpoint::config settings);
+  std::optional<client> connect(relay_under_test& relay, cutting_proxy& proxy,
+                                endpoint::config settings);
+  bool authenticate(client& c, relay_under_test& relay, cutting_proxy& proxy, const account& who);
   void run_session(int number);
-  bool take(client& c, bool is_alice);
-  void on_alice(const node_event& e);
+  void send_all();
+  void await_outcomes();
+  void close_sessions();
+  bool take(client& c, std::optional<std::size_t> sender);
+  void on_alice(std::size_t sender, const node_event& e);
   void on_bob(const node_event& e);
-  planned* described(const message& head);
+  planned* described(session_handle session, const message& head);
   void complete(planned& m, std::string_view how);
-  void account_for(const std::vector<planned>& messages);
+  void account_for(bool cut);
 
   std::uint64_t seed_;
   std::mt19937_64 random_;
@@ -516,12 +522,12 @@ class nothing_lost_run {
   std::unique_ptr<cutting_proxy> to_first_;   // Alice -> relay 1
   std::unique_ptr<cutting_proxy> between_;    // relay 1 -> relay 2
   std::unique_ptr<cutting_proxy> to_last_;    // Bob -> his relay
-  client alice_;
+  // The session in progress.
+  std::vector<client> alices_;
   client bob_;
-  std::vector<planned>* current_ = nullptr;  // the session's messages
-  std::map<message_handle, planned*> by_handle_;
-  std::map<std::string, reception> receptions_;  // Bob's, by Message-ID
-  std::map<std::string, planned*> delivered_ids_;
+  std::vector<planned> messages_;
+  std::map<std::pair<std::size_t, message_handle>, planned*> by_handle_;  // (sender, handle)
+  std::map<std::string, reception> receptions_;                           // Bob's, by Message-ID
 };
 
 endpoint::config nothing_lost_run::alice_config() {
@@ -535,27 +541,30 @@ endpoint::config nothing_lost_run::alice_config() {
   return c;
 }
 
-endpoint::config nothing_lost_run::bob_config(const endpoint::config& alice) {
+/// Bob's settings; `paced`: the smallest unconfirmed window of the Alices, 0 if none paces.
+endpoint::config nothing_lost_run::bob_config(std::uint64_t paced) {
   endpoint::config c;
   c.output_window = log_uniform(random_, 4 * kib, 256 * kib);
   c.whole_message_limit = chance(random_, 0.2) ? 0 : log_uniform(random_, 1, 256 * kib);
   c.transaction_timeout = transaction_timeout;
   c.report_timeout = report_timeout;
   // Progress REPORTs keep a paced sender going; a quarter of its window, as endpoint.hpp asks.
-  if (alice.unconfirmed_window != 0) {
-    c.progress_reports = alice.unconfirmed_window / 4;
+  if (paced != 0) {
+    c.progress_reports = paced / 4;
   } else if (chance(random_, 0.3)) {
     c.progress_reports = log_uniform(random_, 4 * kib, 4 * mib);
   }
   return c;
 }
 
-std::vector<planned> nothing_lost_run::plan_messages(std::size_t first) {
+/// Adds a random number of messages from `sender`, numbered from `first`.
+void nothing_lost_run::plan_messages(std::size_t first, std::size_t sender) {
   const std::uint64_t largest = big_ ? 64 * mib : 16 * mib;
-  std::vector<planned> messages(uniform(random_, 1, 10));
-  for (std::size_t i = 0; i < messages.size(); ++i) {
-    auto& m = messages[i];
+  const auto count = uniform(random_, 1, 10);
+  for (std::size_t i = 0; i < count; ++i) {
+    planned m;
     m.index = first + i;
+    m.sender = sender;
     // A heavy tail: mostly chat lines, sometimes files, rarely a large one.
     const auto pick = uniform(random_, 0, 99);
     if (pick < 50) {
@@ -570,12 +579,12 @@ std::vector<planned> nothing_lost_run::plan_messages(std::size_t first) {
     m.key = mix(seed_ * 1'000'003 + m.index);
     m.failure = chance(random_, 0.25) ? report_mode::partial : report_mode::yes;
     m.from_memory = m.size <= 64 * kib && chance(random_, 0.5);
+    messages_.push_back(m);
   }
-  return messages;
 }
 
-/// A cut for one link, or none: `bulk` bytes are expected to go the bulk way, which is
-/// upstream if `bulk_upstream`; the other way carries responses and REPORTs.
+/// A cut for one link: `bulk` bytes are expected to go the bulk way, which is upstream if
+/// `bulk_upstream`; the other way carries responses and REPORTs.
 std::optional<cut> nothing_lost_run::draw_cut(std::uint64_t bulk, std::size_t messages,
                                               bool bulk_upstream) {
   cut c;
@@ -590,64 +599,78 @@ std::optional<cut> nothing_lost_run::draw_cut(std::uint64_t bulk, std::size_t me
   return c;
 }
 
-/// Connects a client through `proxy` to `relay` and authenticates; nothing if a cut ended it.
-std::optional<client> nothing_lost_run::join(relay_under_test& relay, cutting_proxy& proxy,
-                                             const account& who, endpoint::config settings) {
+/// A client node connected through `proxy` to `relay`; nothing if a cut ended the handshake.
+std::optional<client> nothing_lost_run::connect(relay_under_test& relay, cutting_proxy& proxy,
+                                                endpoint::config settings) {
   node::options options;
   options.engine = std::move(settings);
   options.ca_file = ca_path_;
   client c;
   c.n = std::make_unique<node>(std::move(options));
+  const auto connection =
+      c.n->connect(relay.address(tls_clients_), std::nullopt, {{"127.0.0.1", proxy.port()}});
+  if (!connection) return std::nullopt;
+  c.connection = *connection;
+  return c;
+}
+
+/// Opens a session of `c` on its connection and authenticates it to `relay` as `who`; false
+/// if a cut ended it.
+bool nothing_lost_run::authenticate(client& c, relay_under_test& relay, cutting_proxy& proxy,
+                                    const account& who) {
   // RFC 4976 §8 wants a port in paths exchanged in SDP; the relay delivers over our
   // connection, so nobody connects to it (as the msrp command does).
-  c.session = c.n->open_session({.secure = tls_clients_, .host = "client.invalid", .port = 9});
-  const auto target = relay.address(tls_clients_);
-  const auto connection = c.n->connect(target, std::nullopt, {{"127.0.0.1", proxy.port()}});
-  if (!connection) return std::nullopt;  // cut during the TLS handshake
-  c.connection = *connection;
-  c.n->bind(c.session, c.connection);
-  c.n->authenticate(c.session, target, {who.user, who.password});
+  const auto session =
+      c.n->open_session({.secure = tls_clients_, .host = "client.invalid", .port = 9});
+  c.sessions.push_back(session);
+  c.n->bind(session, c.connection);
+  c.n->authenticate(session, relay.address(tls_clients_), {who.user, who.password});
   const auto deadline = steady::now() + patience;
   while (steady::now() < deadline) {
     const auto e = c.n->wait_event(20ms);
     if (!e) continue;
     if (const auto* closed = std::get_if<connection_closed>(&*e)) {
-      if (closed->connection == c.connection) return std::nullopt;
+      if (closed->connection == c.connection) return false;
     }
     const auto* ev = std::get_if<msrp::event>(&*e);
     const auto* done = ev ? std::get_if<events::auth_finished>(ev) : nullptr;
     if (!done) continue;
-    if (done->status == 200) return c;
+    if (done->status == 200) return true;
     // Only a cut may spoil an AUTH with the right password: the connection went (0) or the
     // answer did not come (408).
     EXPECT_TRUE(done->status == 0 || done->status == 408 || proxy.fired())
         << who.user << "'s AUTH failed with " << done->status << ' ' << done->comment;
-    return std::nullopt;
+    return false;
   }
   ADD_FAILURE() << who.user << "'s AUTH had no outcome within " << patience.count() << " s";
-  return std::nullopt;
+  return false;
 }
 
-planned* nothing_lost_run::described(const message& head) {
+/// The message `head` says it is, if Alice sent it to this session of Bob's.
+planned* nothing_lost_run::described(session_handle session, const message& head) {
   const auto description = head.header("Content-Description");
   if (!description || !description->starts_with("nl-")) return nullptr;
   const auto index = std::strtoull(std::string(description->substr(3)).c_str(), nullptr, 10);
-  for (auto& m : *current_) {
-    if (m.index == index) return &m;
+  for (auto& m : messages_) {
+    if (m.index != index) continue;
+    EXPECT_EQ(bob_.sessions.at(m.sender), session)
+        << "message " << index << " in the wrong session";
+    return &m;
   }
   return nullptr;
 }
 
 void nothing_lost_run::complete(planned& m, std::string_view how) {
-  if (++m.completions > 1)
+  if (++m.completions > 1) {
     ADD_FAILURE() << "message " << m.index << " delivered twice (" << how << ')';
+  }
 }
 
-void nothing_lost_run::on_alice(const node_event& e) {
+void nothing_lost_run::on_alice(std::size_t sender, const node_event& e) {
   const auto* ev = std::get_if<msrp::event>(&e);
   if (!ev) return;  // connections opening and closing
   if (const auto* f = std::get_if<events::send_finished>(ev)) {
-    const auto found = by_handle_.find(f->message);
+    const auto found = by_handle_.find({sender, f->message});
     if (found == by_handle_.end()) {
       ADD_FAILURE() << "send_finished for a message never sent";
       return;
@@ -657,7 +680,7 @@ void nothing_lost_run::on_alice(const node_event& e) {
     m.outcome = f->outcome;
     m.status = f->status;
   } else if (std::holds_alternative<events::session_closed>(*ev)) {
-    alice_.session_closed = true;
+    ++alices_[sender].sessions_closed;
   } else if (const auto* failed = std::get_if<events::connection_failed>(ev)) {
     ADD_FAILURE() << "Alice's relay sent a malformed byte stream: " << failed->error.message();
   } else if (!std::holds_alternative<events::auth_finished>(*ev)) {
@@ -669,7 +692,7 @@ void nothing_lost_run::on_bob(const node_event& e) {
   const auto* ev = std::get_if<msrp::event>(&e);
   if (!ev) return;
   if (const auto* r = std::get_if<events::message_received>(ev)) {
-    auto* m = described(r->head);
+    auto* m = described(r->session, r->head);
     if (!m) {
       ADD_FAILURE() << "Bob received a message Alice did not send in this session";
       return;
@@ -681,7 +704,7 @@ void nothing_lost_run::on_bob(const node_event& e) {
     return;
   }
   if (const auto* started = std::get_if<events::message_started>(ev)) {
-    auto* m = described(started->head);
+    auto* m = described(started->session, started->head);
     if (!m) {
       ADD_FAILURE() << "Bob started a message Alice did not send in this session";
       return;
@@ -749,7 +772,7 @@ void nothing_lost_run::on_bob(const node_event& e) {
     return;
   }
   if (std::holds_alternative<events::session_closed>(*ev)) {
-    bob_.session_closed = true;
+    ++bob_.sessions_closed;
     return;
   }
   if (const auto* failed = std::get_if<events::connection_failed>(ev)) {
@@ -757,22 +780,115 @@ void nothing_lost_run::on_bob(const node_event& e) {
   }
 }
 
-/// Takes every event `c` has; false if there was none.
-bool nothing_lost_run::take(client& c, bool is_alice) {
+/// Takes every event `c` has (`sender`: an Alice; none: Bob); false if there was none.
+bool nothing_lost_run::take(client& c, std::optional<std::size_t> sender) {
   bool any = false;
   while (auto e = c.n->wait_event(0ms)) {
     any = true;
-    is_alice ? on_alice(*e) : on_bob(*e);
+    sender ? on_alice(*sender, *e) : on_bob(*e);
   }
   return any;
+}
+
+/// Each Alice sends her messages, in the planned order, all at once.
+void nothing_lost_run::send_all() {
+  for (auto& m : messages_) {
+    outgoing_message out;
+    if (m.from_memory) {
+      std::string body(m.size, '\0');
+      fill_body(m.key, 0, body);
+      out = outgoing_message::text("application/octet-stream", std::move(body));
+    } else {
+      out.content_type = "application/octet-stream";
+      out.size = m.size;
+      out.read = [key = m.key, size = m.size](std::uint64_t offset,
+                                              std::span<char> into) -> result<std::size_t> {
+        const auto n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(into.size(), size - offset));
+        fill_body(key, offset, into.first(n));
+        return n;
+      };
+    }
+    out.success_report = report_mode::yes;
+    out.failure_report = m.failure;
+    out.headers = {{"Content-Description", "nl-" + std::to_string(m.index)}};
+    auto& alice = alices_[m.sender];
+    m.handle = alice.n->send(alice.sessions.front(), std::move(out));
+    by_handle_[{m.sender, m.handle}] = &m;
+  }
+}
+
+/// Waits until every message has its outcome (silence for `patience` is a hang), then until
+/// Bob has ended what he is receiving.
+void nothing_lost_run::await_outcomes() {
+  const auto unfinished = [&] {
+    return std::count_if(messages_.begin(), messages_.end(),
+                         [](const planned& m) { return m.finishes == 0; });
+  };
+  auto quiet_since = steady::now();
+  while (unfinished() > 0) {
+    bool any = take(bob_, std::nullopt);
+    for (std::size_t k = 0; k < alices_.size(); ++k)
+      any = take(alices_[k], k) || any;
+    if (any) {
+      quiet_since = steady::now();
+    } else if (steady::now() - quiet_since > patience) {
+      ADD_FAILURE() << unfinished() << " messages without an outcome after " << patience.count()
+                    << " s of silence: a hang";
+      return;
+    } else {
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+  // Bob may still be finishing messages whose REPORT or response the cut took: wait until
+  // each has ended, or nothing has happened for a second.
+  const auto open_receptions = [&] {
+    return std::any_of(receptions_.begin(), receptions_.end(),
+                       [](const auto& r) { return r.second.message && !r.second.ended; });
+  };
+  quiet_since = steady::now();
+  while (open_receptions() && steady::now() - quiet_since < 1s) {
+    if (auto e = bob_.n->wait_event(10ms)) {
+      on_bob(*e);
+      quiet_since = steady::now();
+    }
+  }
+}
+
+/// Closes every session, which ends whatever is still open; then nothing more may arrive.
+void nothing_lost_run::close_sessions() {
+  for (auto* c : {&bob_}) {
+    for (const auto session : c->sessions)
+      c->n->close_session(session);
+  }
+  for (auto& alice : alices_)
+    alice.n->close_session(alice.sessions.front());
+  const auto all_closed = [&] {
+    return bob_.sessions_closed == bob_.sessions.size() &&
+           std::all_of(alices_.begin(), alices_.end(),
+                       [](const client& c) { return c.sessions_closed == c.sessions.size(); });
+  };
+  const auto deadline = steady::now() + patience;
+  while (!all_closed() && steady::now() < deadline) {
+    take(bob_, std::nullopt);
+    for (std::size_t k = 0; k < alices_.size(); ++k)
+      take(alices_[k], k);
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(all_closed()) << "a session did not close";
 }
 
 void nothing_lost_run::run_session(int number) {
   SCOPED_TRACE("session " + std::to_string(number));
   ++sums_.sessions;
-  auto messages = plan_messages(static_cast<std::size_t>(number) * 100);
+  // One Alice, or two at once: then Bob has two sessions on his one connection, and relay 1
+  // interleaves two senders on the connection it forwards both on.
+  const std::size_t senders = chance(random_, 0.35) ? 2 : 1;
+  if (senders == 2) ++sums_.two_sender_sessions;
+  for (std::size_t k = 0; k < senders; ++k)
+    plan_messages(static_cast<std::size_t>(number) * 100 + k * 50, k);
   std::uint64_t bulk = 0;
-  for (const auto& m : messages)
+  for (const auto& m : messages_)
     bulk += m.size + 300;
   // Which links are cut: none, one, or (now and then) two.
   cutting_proxy* links[] = {to_first_.get(), between_.get(), to_last_.get()};
@@ -787,106 +903,51 @@ void nothing_lost_run::run_session(int number) {
   for (int k = 0; k < 3; ++k) {
     if (!links[k]) continue;
     // The bulk goes upstream from Alice and between the relays, downstream to Bob.
-    links[k]->arm(armed[k] ? draw_cut(bulk, messages.size(), k != 2) : std::nullopt);
+    links[k]->arm(armed[k] ? draw_cut(bulk, messages_.size(), k != 2) : std::nullopt);
   }
 
-  const auto alice_settings = alice_config();
+  std::vector<endpoint::config> alice_settings;
+  std::uint64_t smallest_window = 0;  // of the paced Alices
+  for (std::size_t k = 0; k < senders; ++k) {
+    alice_settings.push_back(alice_config());
+    const auto window = alice_settings.back().unconfirmed_window;
+    if (window != 0 && (smallest_window == 0 || window < smallest_window)) smallest_window = window;
+  }
   auto& bob_relay = second_ ? *second_ : *first_;
-  auto bob = join(bob_relay, *to_last_, bob_account, bob_config(alice_settings));
-  auto alice = bob ? join(*first_, *to_first_, alice_account, alice_settings) : std::nullopt;
-  if (!bob || !alice) {
+  bool joined = false;
+  if (auto bob = connect(bob_relay, *to_last_, bob_config(smallest_window))) {
+    bob_ = std::move(*bob);
+    joined = true;
+    for (std::size_t k = 0; k < senders && joined; ++k)
+      joined = authenticate(bob_, bob_relay, *to_last_, bob_account);
+  }
+  for (std::size_t k = 0; k < senders && joined; ++k) {
+    auto alice = connect(*first_, *to_first_, alice_settings[k]);
+    joined = alice && authenticate(*alice, *first_, *to_first_, alice_account);
+    if (alice) alices_.push_back(std::move(*alice));
+  }
+  if (!joined) {
     ++sums_.sessions_without_auth;
   } else {
-    alice_ = std::move(*alice);
-    bob_ = std::move(*bob);
     // Alice's remote path is Bob's path (as SDP would carry it). With two relays, the URI of
     // relay 2 names proxy R's port, which relay 2 counts as its own (RFC 4976 §6.2), and TLS,
     // so relay 1 connects to relay 2 through the proxy with mutual TLS whatever Bob's own
     // connection is.
-    auto path = bob_.n->local_path(bob_.session);
-    if (second_) {
-      path.front() =
-          *uri::parse("msrps://" + second_->host + ':' + std::to_string(between_->port()) + '/' +
-                      path.front().session_id() + ";tcp");
-    }
-    alice_.n->set_remote_path(alice_.session, path);
-
-    current_ = &messages;
-    for (auto& m : messages) {
-      outgoing_message out;
-      if (m.from_memory) {
-        std::string body(m.size, '\0');
-        fill_body(m.key, 0, body);
-        out = outgoing_message::text("application/octet-stream", std::move(body));
-      } else {
-        out.content_type = "application/octet-stream";
-        out.size = m.size;
-        out.read = [key = m.key, size = m.size](std::uint64_t offset,
-                                                std::span<char> into) -> result<std::size_t> {
-          const auto n =
-              static_cast<std::size_t>(std::min<std::uint64_t>(into.size(), size - offset));
-          fill_body(key, offset, into.first(n));
-          return n;
-        };
+    for (std::size_t k = 0; k < senders; ++k) {
+      auto path = bob_.n->local_path(bob_.sessions[k]);
+      if (second_) {
+        path.front() =
+            *uri::parse("msrps://" + second_->host + ':' + std::to_string(between_->port()) + '/' +
+                        path.front().session_id() + ";tcp");
       }
-      out.success_report = report_mode::yes;
-      out.failure_report = m.failure;
-      out.headers = {{"Content-Description", "nl-" + std::to_string(m.index)}};
-      m.handle = alice_.n->send(alice_.session, std::move(out));
-      by_handle_[m.handle] = &m;
+      alices_[k].n->set_remote_path(alices_[k].sessions.front(), path);
     }
-
-    // Every message reaches its outcome; silence for `patience` is a hang.
-    const auto unfinished = [&] {
-      return std::count_if(messages.begin(), messages.end(),
-                           [](const planned& m) { return m.finishes == 0; });
-    };
-    auto quiet_since = steady::now();
-    while (unfinished() > 0) {
-      const bool from_alice = take(alice_, true);
-      const bool from_bob = take(bob_, false);
-      const bool any = from_alice || from_bob;
-      if (any) {
-        quiet_since = steady::now();
-      } else if (steady::now() - quiet_since > patience) {
-        ADD_FAILURE() << unfinished() << " messages without an outcome after " << patience.count()
-                      << " s of silence: a hang";
-        break;
-      } else if (auto e = alice_.n->wait_event(2ms)) {
-        on_alice(*e);
-        quiet_since = steady::now();
-      }
-    }
-    // Bob may still be finishing messages whose REPORT or response the cut took: wait until
-    // each has ended, or nothing has happened for a second.
-    quiet_since = steady::now();
-    const auto open_receptions = [&] {
-      return std::any_of(receptions_.begin(), receptions_.end(),
-                         [](const auto& r) { return r.second.message && !r.second.ended; });
-    };
-    while (open_receptions() && steady::now() - quiet_since < 1s) {
-      if (auto e = bob_.n->wait_event(10ms)) {
-        on_bob(*e);
-        quiet_since = steady::now();
-      }
-    }
-    // Closing the sessions ends what is still open; then nothing more may arrive.
-    alice_.n->close_session(alice_.session);
-    bob_.n->close_session(bob_.session);
-    const auto deadline = steady::now() + patience;
-    while ((!alice_.session_closed || !bob_.session_closed) && steady::now() < deadline) {
-      take(alice_, true);
-      take(bob_, false);
-      std::this_thread::sleep_for(2ms);
-    }
-    EXPECT_TRUE(alice_.session_closed && bob_.session_closed) << "a session did not close";
-    alice_ = {};
-    bob_ = {};
-    account_for(messages);
-    current_ = nullptr;
-    by_handle_.clear();
-    receptions_.clear();
+    send_all();
+    await_outcomes();
+    close_sessions();
   }
+  alices_.clear();
+  bob_ = {};
   bool cut_any = false;
   for (int k = 0; k < 3; ++k) {
     if (links[k] && links[k]->disarm()) {
@@ -894,21 +955,14 @@ void nothing_lost_run::run_session(int number) {
       cut_any = true;
     }
   }
-  // Without a cut, every message arrives and its sender hears so: the workload is not
-  // vacuous, and nothing fails that should not.
-  if (!cut_any) {
-    for (const auto& m : messages) {
-      EXPECT_TRUE(m.finishes == 1 && m.outcome == send_outcome::delivered && m.completions == 1)
-          << "message " << m.index << " of " << m.size
-          << " bytes, in a session without cuts: " << m.finishes << " outcomes, the last "
-          << static_cast<int>(m.outcome) << " status " << m.status << ", received " << m.completions
-          << " times";
-    }
-  }
+  if (joined) account_for(cut_any);
+  messages_.clear();
+  by_handle_.clear();
+  receptions_.clear();
 }
 
-void nothing_lost_run::account_for(const std::vector<planned>& messages) {
-  for (const auto& m : messages) {
+void nothing_lost_run::account_for(bool cut) {
+  for (const auto& m : messages_) {
     SCOPED_TRACE("message " + std::to_string(m.index) + " of " + std::to_string(m.size) + " bytes");
     ++sums_.messages;
     sums_.bytes += m.size;
@@ -931,6 +985,13 @@ void nothing_lost_run::account_for(const std::vector<planned>& messages) {
       ++sums_.delivered;
     }
     if (!(told_failed || (told_delivered && m.completions == 1))) ++sums_.unaccounted;
+    // Without a cut, every message arrives and its sender hears so: the workload is not
+    // vacuous, and nothing fails that should not.
+    if (!cut) {
+      EXPECT_TRUE(told_delivered && m.completions == 1)
+          << "in a session without cuts: outcome " << static_cast<int>(m.outcome) << " status "
+          << m.status << ", received " << m.completions << " times";
+    }
   }
 }
 
@@ -994,6 +1055,7 @@ void run_seeds(int relays) {
   std::string summary =
       "seeds " + std::to_string(first) + ".." + std::to_string(last) + " through " +
       std::to_string(relays) + " relay(s): " + std::to_string(sums.sessions) + " sessions (" +
+      std::to_string(sums.two_sender_sessions) + " with two senders, " +
       std::to_string(sums.sessions_without_auth) + " cut before sending), " +
       std::to_string(sums.messages) + " messages, " + std::to_string(sums.bytes) +
       " bytes; delivered " + std::to_string(sums.delivered) + ", reported failed " +
