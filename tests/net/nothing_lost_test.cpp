@@ -87,8 +87,8 @@ constexpr auto patience = 30s;
 
 /// The endpoints' and relays' timeouts, short so that a lost response or REPORT ends its
 /// message in a test-sized time rather than RFC 4975's 30 s.
-constexpr auto transaction_timeout = 5s;
-constexpr auto report_timeout = 5s;
+constexpr auto transaction_timeout = 10s;
+constexpr auto report_timeout = 10s;
 
 std::uint64_t env_number(const char* name, std::uint64_t fallback) {
   const char* value = std::getenv(name);
