@@ -8,13 +8,17 @@
 //
 // Each seed runs several sessions one after the other. In each, Bob and Alice connect through
 // their proxies and authenticate to their relays (RFC 4976 §5.1), and Alice sends Bob a random
-// number of messages of random sizes (mostly chat lines, now and then up to 16 MiB; 64 MiB with
-// MSRP_NOTHING_LOST_BIG=1) with random chunk ceilings, output windows and pacing, binary bodies
-// and Success-Report yes (Failure-Report yes or partial). Before a session the test may arm
-// a proxy to cut its link after a random number of further bytes in one direction, closing or
-// resetting both sides: mid-AUTH, mid-chunk of a large body, between a chunk and its response,
-// before a REPORT. The session then ends and the next one starts on fresh connections (relay 1
-// opens a new connection to relay 2 when it needs one).
+// number of messages; in about a third of them two Alices send at once, each to a session of
+// her own that Bob holds on his one connection, so the relays interleave two senders on the
+// connection they forward both on (RFC 4975 §7.1.1). The messages are of random sizes (mostly
+// chat lines, now and then up to 16 MiB; 64 MiB with MSRP_NOTHING_LOST_BIG=1), with random
+// chunk ceilings, output windows and pacing, binary bodies and Success-Report yes
+// (Failure-Report yes or partial); now and then Alice abandons a message part-way (`#`).
+// Before a session the test may arm a proxy to cut its link after a random number of further
+// bytes in one direction, closing or resetting both sides: mid-AUTH, mid-chunk of a large
+// body, between a chunk and its response, before a REPORT. The session then ends and the next
+// one starts on fresh connections (relay 1 opens a new connection to relay 2 when it needs
+// one).
 //
 // Accounting (as EndpointRandom.NothingLost in tests/endpoint_test.cpp does in memory): Alice
 // learns each message's outcome from her endpoint (send_finished: delivered once success
@@ -24,10 +28,12 @@
 //   - every message sent has exactly one outcome, within a bounded wait (no hang);
 //   - no byte was received that differs from the one sent, and no message was completed with
 //     a gap or delivered twice (a cut-off or aborted message is never delivered as complete);
-//   - every message is either delivered byte-exact or its sender was told it failed, and
-//     every message its sender was told was delivered was delivered: zero unaccounted for.
+//   - every message is either delivered byte-exact or its sender was told it failed (or it
+//     abandoned it), and every message its sender was told was delivered was delivered:
+//     zero unaccounted for.
 // A message may both arrive and be reported failed, when the cut took its success REPORT or
-// its response; those are counted and printed, like the cuts that fired.
+// its response (or arrive and be abandoned, when the abort came after its last byte); those
+// are counted and printed, like the cuts that fired.
 //
 // What is not cut: relay 2 sends Bob's REPORTs to relay 1 over a connection of its own, to
 // the port in relay 1's Use-Path, which is relay 1's own; only the connection relay 1 opens to
@@ -37,6 +43,8 @@
 // Seeds: MSRP_NOTHING_LOST_SEEDS=n runs seeds 1..n (default 3 per topology);
 // MSRP_NOTHING_LOST_SEED=n replays seed n; MSRP_NOTHING_LOST_BIG=1 lets messages grow to
 // 64 MiB and runs more sessions per seed.
+#include "msrp/net/relay_server.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -69,7 +77,6 @@
 #include "msrp/digest.hpp"
 #include "msrp/net/hash.hpp"
 #include "msrp/net/node.hpp"
-#include "msrp/net/relay_server.hpp"
 #include "msrp/net/tls.hpp"
 
 namespace msrp::net {
@@ -444,6 +451,8 @@ struct totals {
   std::uint64_t delivered = 0;  // the sender was told delivered (and the receiver has it)
   std::uint64_t failed = 0;     // the sender was told it failed
   std::uint64_t failed_but_received = 0;
+  std::uint64_t aborted = 0;  // by the sender: told it ended undelivered, as good as failed
+  std::uint64_t aborted_but_received = 0;  // the abort came after the last byte
   std::uint64_t received = 0;
   std::uint64_t unaccounted = 0;
   std::map<std::string, std::uint64_t> cuts;      // link -> cuts that fired
@@ -458,6 +467,9 @@ struct planned {
   std::uint64_t key = 0;
   report_mode failure = report_mode::yes;
   bool from_memory = false;  // outgoing_message::text rather than a body_reader
+  /// Alice abandons it (`node::abort`) once this many of its bytes have gone out.
+  std::optional<std::uint64_t> abort_at;
+  bool aborted_by_test = false;
   message_handle handle = 0;
   int finishes = 0;
   send_outcome outcome = send_outcome::sent;
@@ -501,6 +513,7 @@ class nothing_lost_run {
   bool authenticate(client& c, relay_under_test& relay, cutting_proxy& proxy, const account& who);
   void run_session(int number);
   void send_all();
+  void abort_some();
   void await_outcomes();
   void close_sessions();
   bool take(client& c, std::optional<std::size_t> sender);
@@ -579,6 +592,7 @@ void nothing_lost_run::plan_messages(std::size_t first, std::size_t sender) {
     m.key = mix(seed_ * 1'000'003 + m.index);
     m.failure = chance(random_, 0.25) ? report_mode::partial : report_mode::yes;
     m.from_memory = m.size <= 64 * kib && chance(random_, 0.5);
+    if (m.size > 64 * kib && chance(random_, 0.1)) m.abort_at = uniform(random_, 0, m.size - 1);
     messages_.push_back(m);
   }
 }
@@ -818,6 +832,18 @@ void nothing_lost_run::send_all() {
   }
 }
 
+/// Alice abandons the messages whose `abort_at` has been reached: a chunk in progress ends
+/// with `#` (RFC 4975 §7.1), which the relays pass on.
+void nothing_lost_run::abort_some() {
+  for (auto& m : messages_) {
+    if (!m.abort_at || m.aborted_by_test || m.finishes != 0) continue;
+    auto& alice = *alices_[m.sender].n;
+    if (alice.bytes_sent(m.handle) < *m.abort_at) continue;
+    alice.abort(m.handle);
+    m.aborted_by_test = true;
+  }
+}
+
 /// Waits until every message has its outcome (silence for `patience` is a hang), then until
 /// Bob has ended what he is receiving.
 void nothing_lost_run::await_outcomes() {
@@ -827,6 +853,7 @@ void nothing_lost_run::await_outcomes() {
   };
   auto quiet_since = steady::now();
   while (unfinished() > 0) {
+    abort_some();
     bool any = take(bob_, std::nullopt);
     for (std::size_t k = 0; k < alices_.size(); ++k)
       any = take(alices_[k], k) || any;
@@ -970,7 +997,8 @@ void nothing_lost_run::account_for(bool cut) {
     EXPECT_EQ(m.finishes, 1) << "every message has exactly one outcome";
     const bool told_delivered = m.finishes == 1 && m.outcome == send_outcome::delivered;
     const bool told_failed = m.finishes == 1 && m.outcome == send_outcome::failed;
-    EXPECT_TRUE(told_delivered || told_failed)
+    const bool told_aborted = m.finishes == 1 && m.outcome == send_outcome::aborted;
+    EXPECT_TRUE(told_delivered || told_failed || (told_aborted && m.aborted_by_test))
         << "outcome " << static_cast<int>(m.outcome) << " status " << m.status;
     if (told_delivered) {
       EXPECT_EQ(m.status, 200);
@@ -981,13 +1009,19 @@ void nothing_lost_run::account_for(bool cut) {
       ++sums_.failed;
       ++sums_.failure_statuses[m.status];
       if (m.completions > 0) ++sums_.failed_but_received;
+    } else if (told_aborted) {
+      // Bob may have it whole when the abort came after its last byte went out.
+      ++sums_.aborted;
+      if (m.completions > 0) ++sums_.aborted_but_received;
     } else if (told_delivered && m.completions == 1) {
       ++sums_.delivered;
     }
-    if (!(told_failed || (told_delivered && m.completions == 1))) ++sums_.unaccounted;
+    if (!(told_failed || told_aborted || (told_delivered && m.completions == 1))) {
+      ++sums_.unaccounted;
+    }
     // Without a cut, every message arrives and its sender hears so: the workload is not
     // vacuous, and nothing fails that should not.
-    if (!cut) {
+    if (!cut && !m.aborted_by_test) {
       EXPECT_TRUE(told_delivered && m.completions == 1)
           << "in a session without cuts: outcome " << static_cast<int>(m.outcome) << " status "
           << m.status << ", received " << m.completions << " times";
@@ -1060,8 +1094,9 @@ void run_seeds(int relays) {
       std::to_string(sums.messages) + " messages, " + std::to_string(sums.bytes) +
       " bytes; delivered " + std::to_string(sums.delivered) + ", reported failed " +
       std::to_string(sums.failed) + " (of which received anyway " +
-      std::to_string(sums.failed_but_received) + "), unaccounted " +
-      std::to_string(sums.unaccounted) + "; failure statuses:";
+      std::to_string(sums.failed_but_received) + "), aborted " + std::to_string(sums.aborted) +
+      " (of which received anyway " + std::to_string(sums.aborted_but_received) +
+      "), unaccounted " + std::to_string(sums.unaccounted) + "; failure statuses:";
   for (const auto& [status, n] : sums.failure_statuses)
     summary += " " + std::to_string(status) + " x" + std::to_string(n);
   summary += "; cuts:";
