@@ -64,6 +64,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1061,9 +1062,26 @@ void nothing_lost_run::run() {
     std::fprintf(stderr, "relay 1:\n%s", first_->notices().c_str());
     if (second_) std::fprintf(stderr, "relay 2:\n%s", second_->notices().c_str());
   }
-  // Clients are gone; stop the relays before the proxies that lead to them.
-  second_.reset();
-  first_.reset();
+  // Clients are gone; stop the relays before the proxies that lead to them. A relay that
+  // does not stop is a hang in the library: say so, with the seed, rather than leave it to
+  // ctest's timeout.
+  std::promise<void> stopped;
+  auto relays_stopped = stopped.get_future();
+  std::thread([&, done = std::move(stopped)]() mutable {
+    second_.reset();
+    first_.reset();
+    done.set_value();
+  }).detach();
+  if (relays_stopped.wait_for(patience) != std::future_status::ready) {
+    std::fprintf(stderr,
+                 "nothing_lost_test: seed %llu: a relay_server did not stop within %lld s "
+                 "(its destructor waits for its I/O thread); replay with "
+                 "MSRP_NOTHING_LOST_SEED=%llu\n",
+                 static_cast<unsigned long long>(seed_), static_cast<long long>(patience.count()),
+                 static_cast<unsigned long long>(seed_));
+    std::fflush(nullptr);
+    std::_Exit(1);
+  }
   between_.reset();
   to_first_.reset();
   to_last_.reset();
