@@ -379,6 +379,9 @@ struct transport {
     const auto done =
         co_await (stream->async_handshake(ssl::stream_base::server, use) || limit.async_wait(use));
     if (done.index() == 1 || std::get<0>(std::get<0>(done))) co_return;  // dropped
+    // A handshake that ends after `stop` closed the connections would be served with nothing
+    // left to close it, and the I/O thread would never end.
+    if (stopping) co_return;
     const auto verdict = derived().check_client(stream->native_handle());
     if (!verdict) co_return;
     const auto id = derived().new_id();
@@ -406,6 +409,8 @@ struct transport {
         co_await (asio::async_connect(socket, found, use) || limit.async_wait(use));
     if (connected.index() == 1) co_return make_error_code(net_errc::connect_timeout);
     if (const auto error = std::get<0>(std::get<0>(connected))) co_return error;
+    if (stopping)
+      co_return std::make_error_code(std::errc::operation_canceled);  // as in accept_tls
     socket.set_option(tcp::no_delay(true));
     boost::system::error_code ignored;
     const auto where = describe(socket.remote_endpoint(ignored));
@@ -434,6 +439,7 @@ struct transport {
     if (peer && !matches(stream->native_handle(), *peer)) {
       co_return make_error_code(net_errc::fingerprint_mismatch);
     }
+    if (stopping) co_return std::make_error_code(std::errc::operation_canceled);
     serve(id, stream);
     derived().opened(id, where, std::nullopt, false);
     co_return std::error_code{};

@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -64,7 +65,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1065,14 +1065,16 @@ void nothing_lost_run::run() {
   // Clients are gone; stop the relays before the proxies that lead to them. A relay that
   // does not stop is a hang in the library: say so, with the seed, rather than leave it to
   // ctest's timeout.
-  std::promise<void> stopped;
-  auto relays_stopped = stopped.get_future();
-  std::thread([&, done = std::move(stopped)]() mutable {
+  auto stopped = std::make_shared<std::atomic<bool>>(false);
+  std::thread([&, stopped] {
     second_.reset();
     first_.reset();
-    done.set_value();
+    *stopped = true;
   }).detach();
-  if (relays_stopped.wait_for(patience) != std::future_status::ready) {
+  const auto deadline = steady::now() + patience;
+  while (!*stopped && steady::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  if (!*stopped) {
     std::fprintf(stderr,
                  "nothing_lost_test: seed %llu: a relay_server did not stop within %lld s "
                  "(its destructor waits for its I/O thread); replay with "
