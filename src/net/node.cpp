@@ -409,8 +409,8 @@ struct transport {
         co_await (asio::async_connect(socket, found, use) || limit.async_wait(use));
     if (connected.index() == 1) co_return make_error_code(net_errc::connect_timeout);
     if (const auto error = std::get<0>(std::get<0>(connected))) co_return error;
-    if (stopping)
-      co_return std::make_error_code(std::errc::operation_canceled);  // as in accept_tls
+    // As in accept_tls: a connection made after `stop` would never be closed.
+    if (stopping) co_return std::make_error_code(std::errc::operation_canceled);
     socket.set_option(tcp::no_delay(true));
     boost::system::error_code ignored;
     const auto where = describe(socket.remote_endpoint(ignored));
