@@ -1,32 +1,15 @@
 // Fuzzes the endpoint engine as a peer would: arbitrary bytes arrive on a connection, time
-// moves, and whatever the engine writes back must parse as MSRP. The first input bytes pick
-// the read size and the engine's limits; the rest is the byte stream. A session exists so
-// that requests naming it reach the deeper code (the seeds use its URI, see below).
+// moves, and whatever the engine writes back must parse as MSRP, read as its peer would, and
+// what it offers to write at once stays within its output window (or one larger frame). The first
+// input bytes pick the read size and the engine's limits; the rest is the byte stream. A session
+// exists so that requests naming it reach the deeper code (the seeds use its URI, see below).
+#include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <random>
 #include <string>
 
 #include "msrp/endpoint.hpp"
-
-namespace {
-
-void check(bool condition) {
-  if (!condition) std::abort();
-}
-
-/// Parses everything `out` holds; it must be whole, well-formed frames.
-void check_output(std::string_view out) {
-  msrp::parser parser;
-  while (!out.empty()) {
-    const auto e = parser.parse(out);
-    check(e.kind != msrp::parser::event_kind::error);
-    if (e.kind == msrp::parser::event_kind::need_more && e.consumed == 0) break;
-    out.remove_prefix(e.consumed);
-  }
-}
-
-}  // namespace
+#include "output_reader.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
@@ -45,14 +28,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t read_size = 1 + (data[1] >> 1) * 3u;
   const std::string_view wire(reinterpret_cast<const char*>(data) + 2, size - 2);
 
+  fuzz::output_reader peer;
   auto now = msrp::clock::time_point{};
   for (std::size_t at = 0; at < wire.size(); at += read_size) {
     engine.receive(1, wire.substr(at, read_size));
     now += std::chrono::seconds(1);
     engine.advance(now);
-    const auto out = engine.output(1);
-    check_output(out);
-    engine.consume_output(1, out.size());
+    // What the engine offers to write at once stays within its window, or is one frame (a
+    // response echoes the request's paths: at most a head's 16 KiB and a little).
+    fuzz::check(engine.output(1).size() <= std::max<std::size_t>(config.output_window, 32 * 1024));
+    peer.take(engine, 1);
     while (engine.next_event()) {
     }
   }

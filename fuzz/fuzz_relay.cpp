@@ -17,14 +17,12 @@
 #include <string>
 
 #include "msrp/relay.hpp"
+#include "output_reader.hpp"
 
 namespace {
 
 using namespace msrp;
-
-void check(bool condition) {
-  if (!condition) std::abort();
-}
+using fuzz::check;
 
 std::string fake_hash(std::string_view algorithm, std::string_view data) {
   const auto h = std::hash<std::string_view>{}(data) ^ std::hash<std::string_view>{}(algorithm);
@@ -36,34 +34,10 @@ std::string fake_hash(std::string_view algorithm, std::string_view data) {
 
 constexpr connection_id alice = 1, bob = 2, stranger = 3;
 
-/// Reads what the relay writes to one connection, across calls: it must always parse.
-struct reader {
-  parser wire;
-  std::string held;
-
-  std::vector<message> take(relay& r, connection_id id) {
-    std::vector<message> heads;
-    for (auto out = r.output(id); !out.empty(); out = r.output(id)) {
-      held.append(out);
-      r.consume_output(id, out.size());
-      std::string_view rest = held;
-      for (;;) {
-        const auto e = wire.parse(rest);
-        check(e.kind != parser::event_kind::error);
-        rest.remove_prefix(e.consumed);
-        if (e.kind == parser::event_kind::head) heads.push_back(wire.head());
-        if (e.kind == parser::event_kind::need_more && e.consumed == 0) break;
-      }
-      held = std::string(rest);
-    }
-    return heads;
-  }
-};
-
 struct world {
   std::mt19937_64 random{1};
   relay core;
-  std::map<connection_id, reader> readers;
+  std::map<connection_id, fuzz::output_reader> readers;
 
   static relay::config settings() {
     relay::config c;

@@ -2,7 +2,9 @@
 # One run, one machine: the same msrp-bench scenarios against msrp-relay, against Kamailio's
 # MSRP relay (Debian's kamailio 5.6, module msrp, configured by tests/interop/kamailio.cfg.in,
 # logging errors only) and over the direct client-to-client path (no relay: the ceiling),
-# taking turns scenario by scenario. Everything listens on 127.0.0.1 only.
+# taking turns scenario by scenario. Small messages over TCP with 1 and 8 sessions run twice:
+# closed loop for the maximum rate, then open loop (msrp-bench --rate) at half of the rate each
+# path reached, for its p99 latency there. Everything listens on 127.0.0.1 only.
 #
 #   bash scripts/bench-compare.sh [SECONDS]        (default 5 s per run)
 #
@@ -123,13 +125,27 @@ run_bench() {
   [ "$status" -eq 0 ] || sed 's/^/      /' "$scratch/run.err" | tail -2
 }
 
+value() {  # value SCENARIO PATH TRANSPORT FIELD: the field of that run, or "-"
+  jq -r --arg s "$1" --arg p "$2" --arg t "$3" \
+    "select(.scenario == \$s and .path == \$p and .transport == \$t and .ok == true) | $4" \
+    "$results" | head -1 | grep . || echo -
+}
+
 paths=(msrp-relay kamailio direct)
-echo "== small messages (100 bytes, window 16)"
+echo "== small messages (100 bytes, window 16; over TCP with 1 and 8 sessions also at half the rate reached, open loop)"
 for transport in tcp tls; do
   for sessions in 1 8 64; do
     for path in "${paths[@]}"; do
       run_bench "messages/$sessions" "$path" "$transport" messages --sessions "$sessions" \
         --window 16 --size 100
+      # Issue #7: p99 latency at half of the maximum rate. The closed-loop run above says what
+      # the maximum is; at half of it, sent at fixed intervals, latency is the path's own and
+      # not queueing in a full window.
+      [ "$transport" = tcp ] && [ "$sessions" -le 8 ] || continue
+      half=$(value "messages/$sessions" "$path" tcp '.msgs_per_s / 2 | floor')
+      [ "$half" != - ] && [ "$half" -gt 0 ] || continue
+      run_bench "half/$sessions" "$path" tcp messages --sessions "$sessions" --size 100 \
+        --rate "$half"
     done
   done
 done
@@ -149,11 +165,6 @@ done
 cpu_model=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
 when=$(date -u '+%Y-%m-%d %H:%M UTC')
 table=$scratch/table.md
-value() {  # value SCENARIO PATH TRANSPORT FIELD: the field of that run, or "-"
-  jq -r --arg s "$1" --arg p "$2" --arg t "$3" \
-    "select(.scenario == \$s and .path == \$p and .transport == \$t and .ok == true) | $4" \
-    "$results" | head -1 | grep . || echo -
-}
 ratio() {  # ratio A B: A/B with one decimal, or "-"
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.1f×", a / b }'
 }
@@ -175,6 +186,15 @@ cell() {  # cell SCENARIO PATH TRANSPORT FIELD: the rounded value; "failed" or "
     echo "n/a"
   fi
 }
+at_rate() {  # at_rate SCENARIO PATH: p99 in ms at the rate the TCP run asked for, or its failure
+  local line
+  line=$(jq -r --arg s "$1" --arg p "$2" \
+    'select(.scenario == $s and .path == $p and .transport == "tcp") |
+     if .ok == true then "\(.latency_us.p99 / 10 | round / 100) (\(.rate)/s)"
+     else "failed (exit \(.status); \(.delivered // 0) of \(.sent // 0) delivered at \(.rate // "-")/s)" end' \
+    "$results" | head -1)
+  echo "${line:-n/a}"
+}
 {
   echo "Command: \`bash scripts/bench-compare.sh $seconds\`; $when; $(nproc) cores, $cpu_model;"
   echo "$(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //; s/ *$//'), crashed and restarted $kamailio_crashes times during the run."
@@ -189,6 +209,10 @@ cell() {  # cell SCENARIO PATH TRANSPORT FIELD: the rounded value; "failed" or "
       echo "| messages/s, sessions: $sessions | $transport | $(cell "$s" msrp-relay "$transport" .msgs_per_s) | $(cell "$s" kamailio "$transport" .msgs_per_s) | $(round "$c") | $(ratio "$a" "$b") | $(ratio "$a" "$c") | $(round "$(value "$s" msrp-relay "$transport" .relay_cpu_us_per_msg)" 1), $(round "$(value "$s" kamailio "$transport" .relay_cpu_us_per_msg)" 1) | $(round "$(value "$s" msrp-relay "$transport" '.latency_us.p99 / 1000')" 2), $(round "$(value "$s" kamailio "$transport" '.latency_us.p99 / 1000')" 2) |"
     done
   done
+  for sessions in 1 8; do
+    s=half/$sessions
+    echo "| p99 ms at half of the max messages/s (that rate), sessions: $sessions | tcp | $(at_rate "$s" msrp-relay) | $(at_rate "$s" kamailio) | $(at_rate "$s" direct) | | | $(round "$(value "$s" msrp-relay tcp .relay_cpu_us_per_msg)" 1), $(round "$(value "$s" kamailio tcp .relay_cpu_us_per_msg)" 1) | |"
+  done
   for chunk in 8192 65536 1048576 0; do
     for sessions in 1 4; do
       s=bulk/$chunk/$sessions
@@ -198,6 +222,8 @@ cell() {  # cell SCENARIO PATH TRANSPORT FIELD: the rounded value; "failed" or "
       echo "| MB/s, $label, sessions: $sessions | tcp | $(cell "$s" msrp-relay tcp .mb_per_s) | $(cell "$s" kamailio tcp .mb_per_s) | $(round "$c") | $(ratio "$a" "$b") | $(ratio "$a" "$c") | | |"
     done
   done
+  echo
+  echo "p99 latency at half of the maximum rate over TCP (goal: under 1 ms): msrp-relay $(round "$(value half/1 msrp-relay tcp '.latency_us.p99 / 1000')" 2) ms with 1 session, $(round "$(value half/8 msrp-relay tcp '.latency_us.p99 / 1000')" 2) ms with 8; Kamailio $(round "$(value half/1 kamailio tcp '.latency_us.p99 / 1000')" 2) and $(round "$(value half/8 kamailio tcp '.latency_us.p99 / 1000')" 2) ms."
   echo
   jq -r 'select(.ok != true) | "Failed: \(.scenario) through \(.path) over \(.transport), exit \(.status): \(.error // "no result")."' \
     "$results" | sed 's/$/  /'

@@ -14,6 +14,9 @@ namespace {
 // RFC 4975 §7.1.1: chunks are interrupted only once at least 2048 octets went out, and a
 // chunk of more than 2048 octets must say "*" for its range-end.
 constexpr std::uint64_t min_interrupted_chunk = 2048;
+// A chunk whose sender has sent nothing for this long is interrupted for frames waiting behind
+// it however short it is: §7.1.1's 2048 octets are a SHOULD, for senders that send.
+constexpr auto stalled_chunk = std::chrono::seconds(1);
 // Nonces one connection may hold: two challenges (two algorithms each) and a nextnonce.
 constexpr std::size_t max_nonces = 8;
 
@@ -127,6 +130,13 @@ struct relay::state {
     std::string unparsed;               // received bytes the parser left unconsumed
     std::deque<std::string> nonces;     // issued to it, oldest first (some may have expired)
     std::vector<std::string> sessions;  // ids of the sessions opened on it (some may be gone)
+    // Slow senders: when the frame being received began (unset between frames), whether it is
+    // a SEND whose head is complete (its body has no overall deadline), where the last frame
+    // ended, and when input last came or was let in.
+    std::optional<clock::time_point> frame_began{};
+    bool sending = false;
+    std::uint64_t frame_end = 0;  // stream offset after the last end-line
+    clock::time_point last_input{};
     // Output.
     std::string out;
     // The bytes `output()` handed out, and how many of them were written: kept unchanged until
@@ -184,6 +194,40 @@ struct relay::state {
   connection* find(connection_id id) {
     const auto found = connections.find(id);
     return found == connections.end() ? nullptr : &found->second;
+  }
+
+  /// `c`'s input may be read again: its reader is woken and the clocks of a frame it is in
+  /// the middle of start afresh (they stand while the relay holds its input back).
+  void resume(connection& c) {
+    c.last_input = now;
+    if (c.frame_began) {
+      if (!c.sending) c.frame_began = now;
+      schedule(drip_deadline(c));
+    }
+    mark(c);
+  }
+  void resume(connection_id id) {
+    if (auto* c = find(id)) resume(*c);
+  }
+
+  /// When `c`, in the middle of a frame, is closed unless more of it comes.
+  clock::time_point drip_deadline(const connection& c) const {
+    auto at = c.last_input + settings.frame_idle_timeout;
+    if (!c.sending) at = std::min(at, *c.frame_began + settings.head_timeout);
+    return at;
+  }
+
+  /// True if the relay can pass on more of `c`'s input (see `relay::wants_input`).
+  bool wants_input(const connection& c) const {
+    if (c.closing || c.lookup) return false;
+    if (c.forwards.empty()) return true;
+    // Only the front forward can be moving; any other one is holding bytes back.
+    if (c.forwards.size() > 1) return false;
+    const auto& f = *c.forwards.front();
+    if (f.failure) return true;  // its bytes are being dropped
+    if (!f.granted) return false;
+    const auto target = connections.find(f.target);
+    return target != connections.end() && target->second.queued() < settings.output_window;
   }
 
   // --- Who is who
@@ -370,7 +414,7 @@ struct relay::state {
   /// Gives `target`'s output to `f`: its head, what it holds and, if it ended, its end-line.
   void grant(connection& target, forward& f) {
     target.owner = &f;
-    mark(f.source);  // its input may flow now
+    resume(f.source);  // its input may flow now
     f.granted = true;
     f.waiting = false;
     open_chunk(target, f);
@@ -415,12 +459,19 @@ struct relay::state {
     }
   }
 
-  /// Interrupts the chunk open in `target` if others wait and it is long enough (§7.1.1).
+  /// Interrupts the chunk open in `target` if others wait and it is long enough, or its
+  /// sender stalled (§7.1.1).
   void service(connection& target) {
     auto* f = target.owner;
     if (!f || !f->is_send) return;
     if (target.urgent.empty() && target.waiters.empty()) return;
-    if (f->forwarded - f->chunk_start < min_interrupted_chunk) return;
+    if (f->forwarded - f->chunk_start < min_interrupted_chunk) {
+      const auto* source = find(f->source);
+      if (source && source->last_input + stalled_chunk > now) {
+        schedule(source->last_input + stalled_chunk);
+        return;
+      }
+    }
     close_chunk(target, *f, end_flag::continued);
     // Its turn comes again: it queues before `release` picks the next sender, or it would
     // never be granted when only urgent frames were waiting.
@@ -488,7 +539,7 @@ struct relay::state {
   /// Lets `c`'s input go on after its front forwards failed: the ended ones are answered and
   /// dropped, and the next one asks for its target.
   void settle(connection& c) {
-    mark(c);  // its front forward changed: its input may flow
+    resume(c);  // its front forward changed: its input may flow
     while (!c.forwards.empty() && c.forwards.front()->failure && c.forwards.front()->ended) {
       const auto f = c.forwards.front();
       c.forwards.pop_front();
@@ -502,7 +553,7 @@ struct relay::state {
   /// `f` cannot be delivered: its target closed or could not be reached.
   void fail_forward(forward& f, int code, const std::string& comment) {
     if (f.failure) return;
-    mark(f.source);  // its bytes are dropped from now on, so they may be read
+    resume(f.source);  // its bytes are dropped from now on, so they may be read
     f.failure = code;
     f.failure_comment = comment;
     f.granted = false;
@@ -871,9 +922,16 @@ struct relay::state {
       const auto e = c.wire.parse(bytes.substr(at));
       at += e.consumed;
       using kind = parser::event_kind;
-      if (e.kind == kind::head) on_head(c);
+      if (e.kind == kind::head) {
+        c.sending = c.wire.head().method == "SEND";
+        on_head(c);
+      }
       if (e.kind == kind::body) on_body(c, e.body);
-      if (e.kind == kind::end) on_frame_end(c, e.flag);
+      if (e.kind == kind::end) {
+        c.sending = false;
+        c.frame_end = c.wire.offset();
+        on_frame_end(c, e.flag);
+      }
       if (e.kind == kind::error) {
         fail_stream(c, e.error);
         c.unparsed.clear();
@@ -886,6 +944,13 @@ struct relay::state {
       if (c.lookup || (e.kind == kind::need_more && e.consumed == 0)) break;
     }
     c.unparsed = std::string(bytes.substr(at));
+    // A frame is begun once bytes of it were consumed or wait unparsed.
+    if (c.wire.offset() == c.frame_end && c.unparsed.empty()) {
+      c.frame_began.reset();
+    } else {
+      if (!c.frame_began) c.frame_began = now;
+      schedule(drip_deadline(c));
+    }
   }
 
   void close(connection& c) {
@@ -991,6 +1056,21 @@ struct relay::state {
       } else if (c.probation) {
         schedule(*c.probation);
       }
+      // A chunk that stalled while others wait for the connection (`service`).
+      if (c.owner && (!c.urgent.empty() || !c.waiters.empty())) service(c);
+      // Slow senders; a connection whose input the relay holds back is not one (`resume`).
+      if (c.frame_began && !c.closing && wants_input(c)) {
+        if (drip_deadline(c) <= now) {
+          notice(id, c.sending
+                         ? "no input for " + std::to_string(settings.frame_idle_timeout.count()) +
+                               " s in the middle of a frame; closing"
+                         : "frame head, or frame other than a SEND, not complete within " +
+                               std::to_string(settings.head_timeout.count()) + " s; closing");
+          close(c);
+        } else {
+          schedule(drip_deadline(c));
+        }
+      }
       for (auto it = c.pendings.begin(); it != c.pendings.end();) {
         if (it->second.deadline > now) {
           schedule(it->second.deadline);
@@ -1066,6 +1146,7 @@ void relay::close_connection(connection_id connection) {
 void relay::receive(connection_id connection, std::string_view bytes) {
   auto* c = state_->find(connection);
   if (!c || c->closing) return;
+  c->last_input = state_->now;
   // An AUTH waits for its credentials: what follows it waits too, in order.
   if (c->lookup) {
     c->unparsed.append(bytes);
@@ -1083,7 +1164,7 @@ void relay::credentials(std::uint64_t ticket, credential_answer answer) {
   if (!c || !c->lookup || c->lookup->ticket != ticket) return;
   auto request = std::move(*c->lookup);
   c->lookup.reset();
-  st.mark(*c);  // its input may flow again
+  st.resume(*c);  // its input may flow again
   if (c->closing) return;
   st.looked_up(*c, request.head, request.credentials, answer);
   // The input held back meanwhile.
@@ -1095,18 +1176,7 @@ void relay::credentials(std::uint64_t ticket, credential_answer answer) {
 
 bool relay::wants_input(connection_id connection) const {
   const auto found = state_->connections.find(connection);
-  if (found == state_->connections.end()) return false;
-  const auto& c = found->second;
-  if (c.closing || c.lookup) return false;
-  if (c.forwards.empty()) return true;
-  // Only the front forward can be moving; any other one is holding bytes back.
-  if (c.forwards.size() > 1) return false;
-  const auto& f = *c.forwards.front();
-  if (f.failure) return true;  // its bytes are being dropped
-  if (!f.granted) return false;
-  const auto target = state_->connections.find(f.target);
-  return target != state_->connections.end() &&
-         target->second.queued() < state_->settings.output_window;
+  return found != state_->connections.end() && state_->wants_input(found->second);
 }
 
 std::string_view relay::output(connection_id connection) {
@@ -1130,7 +1200,7 @@ void relay::consume_output(connection_id connection, std::size_t n) {
   if (!c) return;
   c->written += std::min(n, c->writing.size() - c->written);
   // The sender streaming into it may be under the output window again.
-  if (c->owner) state_->mark(c->owner->source);
+  if (c->owner) state_->resume(c->owner->source);
 }
 
 void relay::advance(clock::time_point now) {

@@ -1973,5 +1973,320 @@ TEST_P(Relay, SenderClosingMidChunkAbortsForwardedChunk) {
   EXPECT_EQ(h.take(bob_connection).size(), 1u);
 }
 
+// --- Slow senders (issue #8: fault injection) ---------------------------------------------------
+
+// Defect: an authenticated client could trickle a frame head a byte at a time for ever; no
+// deadline applied between a frame's first byte and its end-line.
+TEST_P(Relay, DefectSlowDripHeadKeptTheConnectionOpen) {
+  two_clients();
+  const auto frame = send_text("drip0001", path_between(a, b), alice_uri, "msg-drip", "hi");
+  const auto step = h.settings().head_timeout / 3;
+  // Three bytes, each within the idle time of the one before, but the head is not done in time.
+  for (int i = 0; i < 3; ++i) {
+    h.receive(alice_connection, frame.substr(static_cast<std::size_t>(i), 1));
+    EXPECT_FALSE(h.closed(alice_connection)) << "after byte " << i;
+    h.advance(step);
+  }
+  EXPECT_TRUE(h.closed(alice_connection)) << h.notices();
+  EXPECT_TRUE(h.noticed("not complete within 30 s"));
+  EXPECT_FALSE(h.closed(bob_connection));
+  EXPECT_TRUE(h.take(bob_connection).empty());
+}
+
+TEST_P(Relay, HeadCompleteInTimeIsNotASlowDrip) {
+  two_clients();
+  const auto frame = send_text("drip0002", path_between(a, b), alice_uri, "msg-drip", "hi");
+  h.receive(alice_connection, frame.substr(0, 10));
+  h.advance(h.settings().head_timeout - 1s);
+  h.receive(alice_connection, frame.substr(10));
+  EXPECT_EQ(h.take(bob_connection).size(), 1u);
+  // Between frames there is no deadline but the session's.
+  h.advance(h.settings().frame_idle_timeout * 10);
+  EXPECT_FALSE(h.closed(alice_connection)) << h.notices();
+}
+
+// Defect: a sender that stopped in the middle of a body kept its forwarded chunk open in the
+// receiver's connection for ever (nothing else could be sent to the receiver meanwhile).
+TEST_P(Relay, DefectStalledBodyKeptTheForwardedChunkOpen) {
+  two_clients();
+  const auto body = make_body(10000, 23);
+  h.receive(alice_connection, serialize_head(send_head("stall001", path_between(a, b), alice_uri,
+                                                       "msg-stall", "1-*/10000")));
+  h.receive(alice_connection, std::string_view(body).substr(0, 6000));
+  h.advance(h.settings().frame_idle_timeout / 2);
+  h.receive(alice_connection, std::string_view(body).substr(6000, 1000));
+  h.advance(h.settings().frame_idle_timeout - 1s);
+  EXPECT_FALSE(h.closed(alice_connection)) << "input came half-way: the idle clock restarted";
+  h.advance(1s);
+  ASSERT_TRUE(h.closed(alice_connection)) << h.notices();
+  EXPECT_TRUE(h.noticed("no input for 60 s in the middle of a frame"));
+  // The edge closes it; what went out of the chunk ends with `#`.
+  h.core().close_connection(alice_connection);
+  const auto frames = h.take(bob_connection);
+  ASSERT_EQ(frames.size(), 1u) << describe(frames);
+  EXPECT_EQ(frames[0].flag, end_flag::aborted);
+  EXPECT_TRUE(frames[0].body == std::string_view(body).substr(0, 7000));
+  EXPECT_FALSE(h.reader(bob_connection).in_frame());
+  EXPECT_FALSE(h.closed(bob_connection));
+}
+
+TEST_P(Relay, SenderHeldBackByASlowReaderIsNoSlowDrip) {
+  two_clients();
+  constexpr std::size_t size = 1024 * 1024;
+  const auto body = make_body(size, 29);
+  h.receive(alice_connection, serialize_head(send_head("held0001", path_between(a, b), alice_uri,
+                                                       "msg-held", "1-*/1048576")));
+  std::size_t sent = 0;
+  while (h.core().wants_input(alice_connection)) {
+    h.receive(alice_connection, std::string_view(body).substr(sent, 64 * 1024));
+    sent += 64 * 1024;
+  }
+  // Bob does not read for ten idle times: Alice is held back, not slow.
+  h.advance(h.settings().frame_idle_timeout * 10);
+  EXPECT_FALSE(h.closed(alice_connection)) << h.notices();
+  h.take(bob_connection);
+  ASSERT_TRUE(h.core().wants_input(alice_connection));
+  // Her clock starts when the relay reads her again.
+  h.advance(h.settings().frame_idle_timeout - 1s);
+  EXPECT_FALSE(h.closed(alice_connection)) << h.notices();
+  h.receive(alice_connection, std::string_view(body).substr(sent));
+  h.receive(alice_connection,
+            serialize_end(send_head("held0001", "", "", "", ""), end_flag::complete));
+  h.take(bob_connection);
+  EXPECT_TRUE(reassemble(h.history(bob_connection), "msg-held") == body);
+  EXPECT_EQ(statuses(h.take(alice_connection)), std::vector<int>{200});
+  EXPECT_FALSE(h.closed(alice_connection));
+}
+
+// Defect: a request other than SEND could be trickled for ever once its head was complete;
+// its body (at most 10 KiB) now has to arrive within the head timeout too.
+TEST_P(Relay, DefectSlowDripNonSendBodyKeptTheConnectionOpen) {
+  two_clients();
+  auto m = request("drip0003", "FOO", path_between(a, b), alice_uri);
+  m.headers.push_back({"Content-Type", "text/plain"});
+  const auto frame = frame_text(m, std::string(5000, 'x'));
+  const auto head_size = serialize_head(m).size();
+  h.receive(alice_connection, frame.substr(0, head_size + 100));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(h.closed(alice_connection)) << "after " << i * 10 << " s";
+    h.advance(h.settings().head_timeout / 3);
+    h.receive(alice_connection, frame.substr(head_size + 100 + static_cast<std::size_t>(i), 1));
+  }
+  EXPECT_TRUE(h.closed(alice_connection)) << h.notices();
+}
+
+// Defect: a sender that went quiet early in a chunk (under 2048 bytes, the least chunk the
+// relay interrupted) held the receiver's connection: nothing else reached the receiver, not
+// even the responses to its own requests.
+TEST_P(Relay, DefectStalledShortChunkHeldTheReceiverHostage) {
+  two_clients();
+  ASSERT_TRUE(authenticate(h, c));
+  h.take(carol_connection);
+  const auto body = make_body(5000, 37);
+  const auto head = send_head("short001", path_between(a, b), alice_uri, "msg-short", "1-*/5000");
+  h.receive(alice_connection, serialize_head(head) + body.substr(0, 100));
+  // Carol sends to Bob, and Bob gets an answer to a SEND of his own: both wait for a second.
+  h.receive(carol_connection, send_text("carol001", path_between(c, b), carol_uri, "m-c", "hi"));
+  h.receive(bob_connection, send_text("bob00001", path_between(b, c), bob_uri, "m-b", "yo"));
+  EXPECT_TRUE(h.take(bob_connection).empty());
+  h.advance(1s);
+  const auto frames = h.take(bob_connection);
+  ASSERT_EQ(frames.size(), 3u) << describe(frames);
+  EXPECT_EQ(frames[0].flag, end_flag::continued);
+  EXPECT_TRUE(frames[0].body == body.substr(0, 100));
+  EXPECT_EQ(statuses(frames), std::vector<int>{200});
+  EXPECT_EQ(requests_of(frames, "SEND").back().body, "hi");
+  // Alice goes on: the rest follows in a new chunk.
+  h.receive(alice_connection, body.substr(100));
+  h.receive(alice_connection, serialize_end(head, end_flag::complete));
+  h.take(bob_connection);
+  EXPECT_TRUE(reassemble(h.history(bob_connection), "msg-short") == body);
+  EXPECT_FALSE(h.closed(alice_connection));
+}
+
+// --- A stream failing at its N-th step (issue #8: fault injection) ------------------------------
+
+/// A fixed conversation in which one connection fails at a chosen step: Alice sends Bob a
+/// message in three chunks, Bob answers each chunk he gets, then sends a reply that Alice
+/// answers. Every piece a connection sends (up to 1500 bytes, then split as the feed mode
+/// says) and every read of a connection's output is a step; at step `fail_at` the `victim`
+/// connection closes (as a peer that reset it), its later steps are skipped, and the other
+/// client goes on.
+class fault_run {
+ public:
+  static constexpr std::size_t chunk = 4000;
+  static constexpr std::size_t chunks = 3;
+
+  fault_run(feed mode, connection_id victim, std::size_t fail_at)
+      : h(mode), victim_(victim), fail_at_(fail_at), body_(make_body(chunk * chunks, 31)) {}
+
+  /// Runs the conversation; the victim closes at `fail_at` or, if that is past the end, after
+  /// it. Returns the number of steps.
+  std::size_t run() {
+    if (!authenticate(h, a_) || !authenticate(h, b_)) return 0;
+    h.actions();
+    h.forget_history();
+    const auto total = std::to_string(body_.size());
+    for (std::size_t k = 0; k < chunks; ++k) {
+      const auto range =
+          std::to_string(k * chunk + 1) + '-' + std::to_string((k + 1) * chunk) + '/' + total;
+      const auto head = send_head(chunk_tid(k), path(a_, b_), alice_uri, "msg-m1", range);
+      send(alice_connection, serialize_head(head));
+      for (std::size_t at = 0; at < chunk; at += 1500)
+        send(alice_connection, std::string_view(body_).substr(k * chunk + at, 1500));
+      send(alice_connection,
+           serialize_end(head, k + 1 < chunks ? end_flag::continued : end_flag::complete));
+      read_and_answer(bob_connection, bob_uri, m1_answered_);
+      read_and_answer(alice_connection, alice_uri, m2_answered_);
+    }
+    send(bob_connection, send_text("b-reply1", path(b_, a_), bob_uri, "msg-m2", "thanks"));
+    read_and_answer(alice_connection, alice_uri, m2_answered_);
+    read_and_answer(bob_connection, bob_uri, m1_answered_);
+    if (!failed_) h.core().close_connection(victim_);
+    return steps_;
+  }
+
+  /// The invariants after the victim failed, then a third client through the relay, then
+  /// every connection closed: the relay is back where it started.
+  void check() {
+    const auto survivor = victim_ == alice_connection ? bob_connection : alice_connection;
+    h.take(survivor);
+    EXPECT_FALSE(h.closed(survivor)) << h.notices();
+    // Every chunk forwarded to the survivor is complete, or ended with `#`, and whole.
+    EXPECT_FALSE(h.reader(survivor).in_frame()) << "a forwarded chunk was left open";
+    const auto& seen = h.history(survivor);
+    for (const auto& f : seen) {
+      if (f.head.method != "SEND") continue;
+      const auto range = f.head.byte_range();
+      ASSERT_TRUE(range);
+      const auto& expected = header(f, "Message-ID") == "msg-m1" ? body_ : std::string("thanks");
+      EXPECT_TRUE(std::string_view(expected).substr(range->start - 1, f.body.size()) == f.body)
+          << "the body of a forwarded chunk changed";
+    }
+    // The surviving sender: exactly one answer per request it sent, and a failure (an error
+    // response or a failure REPORT, RFC 4976 §6.4.1) exactly when not everything it sent was
+    // answered 200 by the other client.
+    std::vector<std::string> tids;
+    std::string message_id;
+    bool delivered = false;
+    if (survivor == alice_connection) {
+      for (std::size_t k = 0; k < chunks; ++k)
+        tids.push_back(chunk_tid(k));
+      message_id = "msg-m1";
+      delivered = m1_answered_ == chunks;
+    } else {
+      tids = {"b-reply1"};
+      message_id = "msg-m2";
+      delivered = m2_answered_ == 1;
+    }
+    bool failure = false;
+    for (const auto& tid : tids) {
+      int answers = 0;
+      for (const auto& f : seen) {
+        if (f.head.is_request() || f.head.transaction_id != tid) continue;
+        ++answers;
+        failure = failure || f.head.status_code != 200;
+      }
+      EXPECT_EQ(answers, 1) << "answers to " << tid << ":\n" << describe(seen);
+    }
+    for (const auto& f : requests_of(seen, "REPORT")) {
+      EXPECT_EQ(header(f, "Message-ID"), message_id);
+      EXPECT_EQ(header(f, "Status").substr(0, 7), "000 481") << describe(seen);
+      failure = true;
+    }
+    EXPECT_EQ(failure, !delivered) << describe(seen) << h.notices();
+    // The relay serves a third client, to the survivor.
+    auto& to = survivor == alice_connection ? a_ : b_;
+    ASSERT_TRUE(authenticate(h, c_));
+    h.receive(carol_connection, send_text("c-hello1", path(c_, to), carol_uri, "msg-c", "hello"));
+    const auto frames = h.take(survivor);
+    ASSERT_EQ(frames.size(), 1u) << describe(frames);
+    EXPECT_EQ(frames[0].body, "hello");
+    EXPECT_EQ(statuses(h.take(carol_connection)), std::vector<int>{200});
+    auto stats = h.core().statistics();
+    EXPECT_EQ(stats.connections, 2u);
+    EXPECT_EQ(stats.sessions, 2u);
+    EXPECT_EQ(stats.streams, 0u);
+    // Everyone leaves: nothing is left behind.
+    h.core().close_connection(carol_connection);
+    h.core().close_connection(survivor);
+    stats = h.core().statistics();
+    EXPECT_EQ(stats.connections, 0u);
+    EXPECT_EQ(stats.sessions, 0u);
+    EXPECT_EQ(stats.streams, 0u);
+    EXPECT_EQ(stats.queued_bytes, 0u);
+    EXPECT_EQ(stats.lookups, 0u);
+  }
+
+  harness h;
+
+ private:
+  static std::string chunk_tid(std::size_t k) { return "a-chunk" + std::to_string(k); }
+  static std::string path(const client& from, const client& to) {
+    return path_of({from.use_path, to.use_path, to.uri});
+  }
+
+  /// Counts a step; false if `id` is the victim and has failed (the step does not happen).
+  bool step(connection_id id) {
+    if (steps_++ == fail_at_) {
+      h.core().close_connection(victim_);
+      failed_ = true;
+    }
+    return !(failed_ && id == victim_);
+  }
+
+  void send(connection_id id, std::string_view bytes) {
+    for (std::size_t at = 0; at < bytes.size(); at += 1500) {
+      if (step(id)) h.receive(id, bytes.substr(at, 1500));
+    }
+  }
+
+  /// `id` reads its output and answers every chunk it got whole (one step each), counting
+  /// them in `answered`.
+  void read_and_answer(connection_id id, std::string_view self, std::size_t& answered) {
+    if (!step(id)) return;
+    for (const auto& f : h.take(id)) {
+      if (f.head.method != "SEND" || f.flag == end_flag::aborted) continue;
+      send(id, response_text(f.head.transaction_id, 200, "OK", first_hop(header(f, "From-Path")),
+                             self));
+      if (!failed_ || id != victim_) ++answered;
+    }
+  }
+
+  static std::string first_hop(std::string_view path) {
+    return std::string(path.substr(0, path.find(' ')));
+  }
+
+  connection_id victim_;
+  std::size_t fail_at_;
+  std::string body_;
+  client a_ = alice();
+  client b_ = bob();
+  client c_ = carol();
+  std::size_t steps_ = 0;
+  bool failed_ = false;
+  std::size_t m1_answered_ = 0;
+  std::size_t m2_answered_ = 0;
+};
+
+TEST_P(Relay, StreamFailingAtEveryStep) {
+  for (const auto victim : {alice_connection, bob_connection}) {
+    // Steps a failure skips (the victim's answers) make the run shorter: the last run is the
+    // first whose victim outlives the conversation and closes after it.
+    std::size_t n = 0;
+    for (bool last = false; !last; ++n) {
+      SCOPED_TRACE((victim == alice_connection ? "Alice" : "Bob") + std::string(" fails at step ") +
+                   std::to_string(n));
+      fault_run run(GetParam(), victim, n);
+      const auto steps = run.run();
+      ASSERT_GT(steps, 0u);
+      last = n >= steps;
+      run.check();
+      if (HasFailure()) return;
+    }
+    EXPECT_GT(n, 20u) << "steps";
+  }
+}
+
 }  // namespace
 }  // namespace msrp

@@ -4,11 +4,11 @@
 // its own: through a relay (RFC 4976: both AUTH and take the relay's Use-Path; the sender's
 // To-Path is its relay path, then the receiver's path) or directly (the sender connects to a
 // listener of msrp-bench itself over loopback). Then, for `duration`, each active pair keeps
-// `window` messages of `message_size` bytes outstanding, and when the time is up waits for the
-// messages still out. A message is outstanding from `send` until both its sender has had the
-// 200 for its last chunk and its receiver has it whole; it counts as delivered only if the
-// receiver's copy is byte-exact. REPORTs are never asked for, so relays that send none (or
-// answer 200 per hop) are measured the same way.
+// `window` messages of `message_size` bytes outstanding (or, with a `rate`, sends them at fixed
+// intervals), and when the time is up waits for the messages still out. A message is outstanding
+// from `send` until both its sender has had the 200 for its last chunk and its receiver has it
+// whole; it counts as delivered only if the receiver's copy is byte-exact. REPORTs are never asked
+// for, so relays that send none (or answer 200 per hop) are measured the same way.
 //
 // Everything runs on one thread: an Asio loop drives one msrp::endpoint per connection.
 #pragma once
@@ -44,6 +44,11 @@ struct plan {
   /// The share of sessions that send (hold mode); the others are held open, idle.
   double active = 1.0;
   std::size_t window = 16;  ///< Outstanding messages per sending session.
+  /// Messages per second over all sending sessions, open loop: message k of the measuring
+  /// period is due k / rate seconds into it, however many are outstanding (`window` does not
+  /// apply), and its latency counts from when it was due, so queueing behind a slow relay or
+  /// generator shows (no coordinated omission). 0: closed loop, the window decides.
+  double rate = 0;
   std::uint64_t message_size = 100;
   std::uint64_t chunk_size = 0;  ///< Largest chunk; 0: each message in one chunk.
   std::chrono::milliseconds duration{10'000};
@@ -81,8 +86,10 @@ struct outcome {
   std::uint64_t unexpected = 0;  ///< Received but never sent, or received twice.
   std::uint64_t delivered_in_period = 0;  ///< Messages completed within the measuring period.
   std::uint64_t bytes_in_period = 0;      ///< Body bytes received and verified in the period.
-  percentiles latency;                    ///< From `send` to receipt, whole, at the far end.
-  percentiles ack;                        ///< From `send` to the 200 for its last chunk.
+  /// From `send` (with a rate: from when the message was due) to receipt, whole, at the far
+  /// end.
+  percentiles latency;
+  percentiles ack;         ///< From `send` (or when due) to the 200 for its last chunk.
   double cpu_seconds = 0;  ///< msrp-bench's own CPU time (user + system) in the period.
   /// The relay's (with relay_pid): VmRSS before the setup, after it and at the end, in KiB,
   /// and its CPU time in the period.

@@ -151,7 +151,9 @@ struct runner {
   double cpu_start = 0, setup_cpu_start = 0;
   std::optional<double> relay_cpu_start, relay_setup_cpu_start;
   std::vector<std::uint32_t> latencies, acks;
-  asio::steady_timer ticker{io}, stage_timer{io};
+  asio::steady_timer ticker{io}, stage_timer{io}, pacer{io};
+  std::vector<pair_state*> senders;  // open loop: the sending pairs, taken in turn
+  std::uint64_t paced = 0;           // open loop: messages of the period sent so far
 
   explicit runner(const plan& plan) : p(plan) {}
 
@@ -183,6 +185,7 @@ struct runner {
     if (acceptor) acceptor->close();
     ticker.cancel();
     stage_timer.cancel();
+    pacer.cancel();
   }
 
   void end_period() {
@@ -376,7 +379,8 @@ struct runner {
 
   // --- Messages
 
-  void send_next(pair_state& pr) {
+  /// Sends the pair's next message; its latency counts from `due`.
+  void send_next(pair_state& pr, clock::time_point due) {
     const auto seq = pr.next_seq++;
     const auto start = pattern::start(pr.index, seq);
     outgoing_message m;
@@ -391,17 +395,42 @@ struct runner {
     m.headers.push_back({"Content-Description", "msrp-bench " + std::to_string(seq)});
     const auto handle = pr.sender->core.send(pr.sender->session, std::move(m));
     pr.handles.emplace(handle, seq);
-    pr.open.emplace(seq, record{clock::now()});
+    pr.open.emplace(seq, record{due});
     ++report.sent;
     ++outstanding;
   }
 
-  /// Tops the pair's window up while measuring.
+  /// Tops the pair's window up while measuring (closed loop).
   void fill_window(pair_state& pr) {
-    if (stage != phase::measure || !pr.active) return;
+    if (stage != phase::measure || !pr.active || p.rate > 0) return;
     while (pr.open.size() < p.window)
-      send_next(pr);
+      send_next(pr, clock::now());
     pump(*pr.sender);
+  }
+
+  /// Open loop (plan::rate): when message k of the period is due, k / rate into it.
+  clock::time_point due(std::uint64_t k) const {
+    return period_start + std::chrono::duration_cast<clock::duration>(
+                              std::chrono::duration<double>(static_cast<double>(k) / p.rate));
+  }
+
+  /// Open loop: sends, to the sending pairs in turn, every message of the period due by `until`
+  /// and not sent yet, each with the time it was due, so a late wake-up counts as latency too.
+  void send_due(clock::time_point until) {
+    const auto end = period_start + p.duration;
+    for (; due(paced) <= until && due(paced) < end; ++paced) {
+      auto& pr = *senders[paced % senders.size()];
+      send_next(pr, due(paced));
+      pump(*pr.sender);
+    }
+  }
+
+  asio::awaitable<void> pace() {
+    while (stage == phase::measure) {
+      send_due(clock::now());
+      pacer.expires_at(due(paced));
+      co_await pacer.async_wait(use);
+    }
   }
 
   void received(pair_state& pr, std::uint64_t seq, bool exact) {
@@ -614,11 +643,17 @@ struct runner {
     }
     period_start = clock::now();
     stage = phase::measure;
-    for (auto& pr : pairs)
+    for (auto& pr : pairs) {
+      if (p.rate > 0 && pr->active) senders.push_back(pr.get());
       fill_window(*pr);
-    stage_timer.expires_after(p.duration);
+    }
+    if (!senders.empty()) asio::co_spawn(io, pace(), asio::detached);
+    stage_timer.expires_at(period_start + p.duration);
     co_await stage_timer.async_wait(use);
     if (stage != phase::measure) co_return;
+    // Open loop: whatever the pacer, woken late, has not sent yet; so every run sends
+    // rate × duration messages.
+    if (!senders.empty()) send_due(period_start + p.duration);
     end_period();
     stage = phase::drain;
     if (outstanding == 0) co_return finish();

@@ -5,6 +5,7 @@
 //   msrp-bench bulk --relay ... --sessions 4 --message-size 16777216 --chunk-size 65536
 //   msrp-bench hold --relay ... --sessions 10000 --active 0.01 --relay-pid PID
 //   msrp-bench messages --direct [--tls] ...       # no relay: the client-to-client ceiling
+//   msrp-bench messages --relay ... --sessions 8 --rate 20000   # open loop: latency at a rate
 //
 // Prints one JSON line with the results on stdout and a summary on stderr; on failure, a
 // last line `msrp-bench: error: ...` on stderr. Exit status: 0 every message delivered
@@ -12,6 +13,8 @@
 // network (cannot connect, TLS, connection lost).
 #include <CLI/CLI.hpp>
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -66,6 +69,7 @@ std::string json_line(const msrp::bench::plan& p, const msrp::bench::outcome& o)
                                                : "tcp")
       << ",\"sessions\":" << p.sessions << ",\"ready\":" << o.pairs_ready
       << ",\"active\":" << o.active << ",\"window\":" << p.window
+      << ",\"rate\":" << number(p.rate, p.rate == std::floor(p.rate) ? 0 : 3)
       << ",\"message_size\":" << p.message_size << ",\"chunk_size\":" << p.chunk_size
       << ",\"setup_s\":" << number(o.setup_seconds, 3)
       << ",\"setup_cpu_s\":" << number(o.setup_cpu_seconds, 3)
@@ -109,8 +113,10 @@ std::string summary(const msrp::bench::plan& p, const msrp::bench::outcome& o) {
   out << "msrp-bench " << p.mode << ": " << o.pairs_ready << " of " << p.sessions
       << " sessions set up in " << number(o.setup_seconds, 2) << " s (CPU "
       << number(o.setup_cpu_seconds, 2) << " s; " << (p.relay.empty() ? "direct" : "via " + p.relay)
-      << "), " << o.active << " sending, window " << p.window << ", " << p.message_size
-      << "-byte messages"
+      << "), " << o.active << " sending, "
+      << (p.rate > 0 ? number(p.rate, 0) + " messages/s asked (open loop)"
+                     : "window " + std::to_string(p.window))
+      << ", " << p.message_size << "-byte messages"
       << (p.chunk_size ? " in chunks of " + std::to_string(p.chunk_size) : std::string()) << '\n'
       << "  " << number(static_cast<double>(o.delivered_in_period) / seconds, 0) << " messages/s, "
       << number(static_cast<double>(o.bytes_in_period) / seconds / 1e6, 1) << " MB/s over "
@@ -168,6 +174,20 @@ void add_common(CLI::App& command, msrp::bench::plan& p, extras& x) {
   command.add_option("--window", p.window, "Messages outstanding per sending session")
       ->capture_default_str()
       ->check(CLI::Range(1, 100'000));
+  command
+      .add_option("--rate", p.rate,
+                  "Messages per second over all sending sessions, sent at fixed intervals "
+                  "whatever is outstanding (open loop; --window does not apply); latency counts "
+                  "from when each was due")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            double value = 0;
+            const auto* end = text.data() + text.size();
+            const auto [stop, error] = std::from_chars(text.data(), end, value);
+            if (error == std::errc{} && stop == end && value > 0 && std::isfinite(value)) return {};
+            return "not a positive number of messages per second: " + text;
+          },
+          "RATE"));
   command.add_option("--chunk-size", p.chunk_size, "Largest chunk in bytes (0: one chunk)")
       ->capture_default_str();
   command.add_option("--duration", x.seconds, "Seconds to measure")->capture_default_str();
@@ -229,7 +249,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : exit_status::bad_input;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // One line, as every other error of msrp-bench.
+    std::cerr << "msrp-bench: error: " << e.what() << std::endl;
+    return exit_status::bad_input;
   }
   auto& p = m->parsed() ? messages : b->parsed() ? bulk : hold;
   const auto fail = [](exit_status status, const std::string& message) {

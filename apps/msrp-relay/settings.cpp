@@ -15,7 +15,7 @@
 //   [limits]  max_connections, max_sessions_per_user, max_failures, max_head_size,
 //             max_header_count, max_other_body_size, output_window
 //   [timeouts] default_expires, min_expires, max_expires, nonce_lifetime, probation,
-//              transaction, connect, write          (seconds)
+//              transaction, head, frame_idle, connect, write          (seconds)
 #include "settings.hpp"
 
 #include "store.hpp"
@@ -177,6 +177,8 @@ bool load_toml(const std::filesystem::path& file, settings& s, std::string& erro
     t.seconds("nonce_lifetime", relay.nonce_lifetime);
     t.seconds("probation", relay.probation);
     t.seconds("transaction", relay.transaction_timeout);
+    t.seconds("head", relay.head_timeout);
+    t.seconds("frame_idle", relay.frame_idle_timeout);
     t.milliseconds_as_seconds("connect", s.server.connect_timeout);
     t.milliseconds_as_seconds("write", s.server.write_timeout);
   });
@@ -265,6 +267,10 @@ bool finish(settings& s, std::string& error) {
   if (relay.min_expires > relay.max_expires || relay.default_expires < relay.min_expires ||
       relay.default_expires > relay.max_expires) {
     error = "timeouts: want min_expires <= default_expires <= max_expires";
+    return false;
+  }
+  if (relay.head_timeout.count() <= 0 || relay.frame_idle_timeout.count() <= 0) {
+    error = "timeouts: head and frame_idle must be positive";
     return false;
   }
   if (relay.max_failures == 0 || relay.output_window == 0) {

@@ -361,7 +361,8 @@ class endpoint {
 
   /// Takes bytes received on `connection`.
   void receive(connection_id connection, std::string_view bytes);
-  /// Bytes to write to `connection` (at most `output_window`); valid until the next call.
+  /// Bytes to write to `connection` (at most `output_window`, or a single frame that is larger);
+  /// valid until the next call.
   std::string_view output(connection_id connection);
   /// `n` bytes of `output(connection)` were written.
   void consume_output(connection_id connection, std::size_t n);

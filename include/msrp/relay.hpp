@@ -81,6 +81,18 @@
 // is unreachable, the relay answers 408 or 481 itself. REPORTs are never answered. A
 // sender's connection that closes in the middle of a chunk makes the relay end the forwarded
 // chunk with `#`.
+//
+// Slow senders. A connection that has begun a frame must finish its head within
+// `head_timeout` of the head's first byte (heads are at most 16 KiB; so must a whole frame
+// other than a SEND, whose body is at most 10 KiB), and must not go silent for
+// `frame_idle_timeout` before the frame's end-line; otherwise it is closed like one that
+// closed itself mid-chunk. Both clocks run only while the relay reads the connection: while
+// it holds the input back (`wants_input` false) they stand, and they start afresh when it
+// reads again, so a sender held back by a slow next hop is never blamed for it. A connection
+// between frames has no such deadline (probation and the session's Expires cover it). A
+// SEND chunk whose sender has sent nothing for a second is interrupted for frames waiting
+// behind it even if it is shorter than 2048 bytes, so a trickling sender cannot hold up a
+// connection it sends to.
 #pragma once
 
 #include <chrono>
@@ -182,6 +194,12 @@ class relay {
     unsigned max_failures = 3;
     /// RFC 4976 §6.4.1: a REPORT 408 when the next hop does not answer within 30 seconds.
     std::chrono::seconds transaction_timeout{30};
+    /// A frame head, and a whole frame other than a SEND, must be complete this long after
+    /// its first byte arrived (slow drip).
+    std::chrono::seconds head_timeout{30};
+    /// A connection in the middle of a frame is closed after this long without input, as a
+    /// write to a peer that stopped reading is (relay_server's `write_timeout`).
+    std::chrono::seconds frame_idle_timeout{60};
     /// Output a connection may hold before its senders stop being read.
     std::size_t output_window = 256 * 1024;
     /// Live sessions one user may hold; more are refused 403.

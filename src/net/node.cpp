@@ -101,6 +101,7 @@ namespace {
 ///   collect()                     after every step: take the core's events and actions
 ///   wake_ready()                  then: wake() the connections with output or input to move
 ///   wants_input(id)               false while the core holds the connection's input back
+///   admits_handshake()            false if an accepted TLS client may not start its handshake
 ///   opened(id, peer, listener)    a connection was established
 ///   closed(id, error)             a connection ended
 template <class Derived>
@@ -131,6 +132,12 @@ struct transport {
   std::chrono::milliseconds connect_timeout;
   std::chrono::milliseconds write_timeout;
   std::map<connection_id, connection> connections;
+  std::size_t handshakes = 0;  // accepted TLS connections whose handshake is in progress
+  /// What a reader has just read, until the core has it. One for all connections: a reader
+  /// waits holding no buffer, and fills and empties this one with no wait in between (one I/O
+  /// thread; `read_some` returns to the reader without other handlers running), so an idle
+  /// connection costs no read buffer.
+  std::vector<char> read_buffer = std::vector<char>(64 * 1024);
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
   asio::steady_timer watchdog{io};
   bool stopping = false;
@@ -143,6 +150,9 @@ struct transport {
       context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                            ssl::context::no_tlsv1_1);
+      // OpenSSL frees the record buffers of a connection with nothing in them: most of a
+      // relay's connections are idle.
+      SSL_CTX_set_mode(context->native_handle(), SSL_MODE_RELEASE_BUFFERS);
       if (identity) use_identity(*context, *identity);
       boost::system::error_code ignored;
       if (ca_file.empty()) {
@@ -246,10 +256,48 @@ struct transport {
     derived().closed(id, reason);
   }
 
+  /// Waits until `socket` has bytes (or has ended), holding no buffer meanwhile, then reads
+  /// them into `read_buffer`. Returns the error that ended the connection, if any, and how many
+  /// bytes are in `read_buffer` (none after a wake-up without data).
+  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
+      tcp::socket& socket) {
+    const auto [waited] = co_await socket.async_wait(tcp::socket::wait_read, use);
+    if (waited) co_return std::pair(waited, std::size_t{0});
+    // Closed by us while the completion waited for its turn.
+    if (!socket.is_open()) co_return std::pair(asio::error::operation_aborted, std::size_t{0});
+    boost::system::error_code error;
+    // Non-blocking, so a wake-up without data (would_block) cannot stall the I/O thread.
+    if (!socket.non_blocking()) socket.non_blocking(true, error);
+    const auto n = error ? 0 : socket.read_some(asio::buffer(read_buffer), error);
+    if (error == asio::error::would_block) error.clear();
+    co_return std::pair(error, n);
+  }
+
+  /// The same over TLS. Bytes already received may wait inside the stream (Asio's input
+  /// buffer, OpenSSL's BIO), where waiting on the socket would not see them, so waiting here is
+  /// reading one byte through the stream. The rest of that TLS record, decrypted by now
+  /// (SSL_pending), follows without another wait; SSL_read then only copies, and neither
+  /// reads nor writes. Later records are the next call's, which finds them without waiting.
+  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
+      ssl::stream<tcp::socket>& stream) {
+    char first = 0;
+    const auto [error, n] = co_await stream.async_read_some(asio::buffer(&first, 1), use);
+    if (error || n == 0) co_return std::pair(error, std::size_t{0});
+    read_buffer[0] = first;
+    std::size_t filled = 1;
+    SSL* ssl = stream.native_handle();
+    while (filled < read_buffer.size() && SSL_pending(ssl) > 0) {
+      const int copied =
+          SSL_read(ssl, read_buffer.data() + filled, static_cast<int>(read_buffer.size() - filled));
+      if (copied <= 0) break;  // cannot happen with bytes pending; the next read would say why
+      filled += static_cast<std::size_t>(copied);
+    }
+    co_return std::pair(boost::system::error_code{}, filled);
+  }
+
   template <class Stream>
   asio::awaitable<void> reader(connection_id id, std::shared_ptr<Stream> stream,
                                std::shared_ptr<asio::steady_timer> wake) {
-    std::vector<char> buffer(64 * 1024);
     std::error_code error;
     for (;;) {
       // Back-pressure: a core that cannot pass input on yet is not given more.
@@ -258,7 +306,12 @@ struct transport {
         co_await wake->async_wait(use);
       }
       if (connections.at(id).closing) break;
-      const auto [failure, n] = co_await stream->async_read_some(asio::buffer(buffer), use);
+      const auto [failure, n] = co_await read_some(*stream);
+      if (n > 0) {
+        derived().core().advance(clock::now());
+        derived().core().receive(id, std::string_view(read_buffer.data(), n));
+        drain();
+      }
       if (failure) {
         if (failure != asio::error::eof && failure != asio::error::operation_aborted &&
             failure != ssl::error::stream_truncated) {
@@ -266,9 +319,6 @@ struct transport {
         }
         break;
       }
-      derived().core().advance(clock::now());
-      derived().core().receive(id, std::string_view(buffer.data(), n));
-      drain();
     }
     stopped(id, error);
   }
@@ -360,7 +410,13 @@ struct transport {
     for (;;) {
       auto [error, socket] = co_await acceptor->async_accept(use);
       if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-      if (error) continue;
+      if (error) {
+        // Out of descriptors (EMFILE, ENFILE) or memory: the connection stays in the backlog
+        // and would fail again at once. Wait for connections to close instead of spinning.
+        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        co_await pause.async_wait(use);
+        continue;
+      }
       socket.set_option(tcp::no_delay(true));
       const auto peer = describe(socket.remote_endpoint(error));
       if (!listener.tls) {
@@ -369,6 +425,8 @@ struct transport {
         derived().opened(id, peer, listener, false);
         continue;
       }
+      if (!derived().admits_handshake()) continue;  // closed at once
+      ++handshakes;
       asio::co_spawn(io, accept_tls(std::move(socket), peer, listener), asio::detached);
     }
   }
@@ -378,6 +436,7 @@ struct transport {
     asio::steady_timer limit(io, connect_timeout);
     const auto done =
         co_await (stream->async_handshake(ssl::stream_base::server, use) || limit.async_wait(use));
+    --handshakes;
     if (done.index() == 1 || std::get<0>(std::get<0>(done))) co_return;  // dropped
     // A handshake that ends after `stop` closed the connections would be served with nothing
     // left to close it, and the I/O thread would never end.
@@ -473,6 +532,7 @@ struct node::state : transport<node::state> {
 
   endpoint& core() { return engine; }
   bool wants_input(connection_id) const { return true; }
+  bool admits_handshake() const { return true; }
   // A node has few connections, and the endpoint does not say which have output: all.
   void wake_ready() { wake_all(); }
   connection_id new_id() { return next_connection++; }
@@ -539,6 +599,11 @@ struct relay_server::state : transport<relay_server::state> {
 
   relay& core() { return engine; }
   bool wants_input(connection_id id) const { return engine.wants_input(id); }
+  /// A handshake in progress holds a socket as a connection does: it counts against
+  /// max_connections (the relay closes a connection beyond it only once it is accepted).
+  bool admits_handshake() const {
+    return connections.size() + handshakes < settings.engine.max_connections;
+  }
   void wake_ready() {
     while (const auto id = engine.next_ready())
       wake(*id);
@@ -816,6 +881,7 @@ void relay_server::reconfigure(const relay::config& engine,
   auto& st = *state_;
   st.on_io([&] {
     st.engine.reconfigure(engine);
+    st.settings.engine = engine;
     if (identity) {
       for (auto* context : {&st.server_tls, &st.client_tls})
         use_identity(*context, *identity);

@@ -75,6 +75,17 @@ bench_ok "bulk, one chunk per message" bulk --direct --message-size 1000000 --ch
   --duration 1
 bench_ok "hold, a tenth sending" hold --direct --sessions 50 --active 0.1 --duration 1
 check "5 of 50 sessions sent" test "$(field active)" -eq 5
+bench_ok "messages at a fixed rate" messages --direct --sessions 4 --rate 400 --duration 2
+check "rate × duration sent (800)" test "$(field sent)" -eq 800
+check "and delivered" test "$(field delivered)" -eq "$(field sent)"
+check "the rate asked for is reported" test "$(field rate)" = 400
+run run 60 "$bench" messages --direct --rate 0 --duration 1
+check "a rate of 0: exit 2" test $? -eq 2
+check "with one line on stderr" one_line "$scratch/run.err"
+check "naming the option" mentions "$scratch/run.err" 'rate'
+run run 60 "$bench" messages --direct --rate fast --duration 1
+check "a rate that is no number: exit 2" test $? -eq 2
+check "with one line on stderr" one_line "$scratch/run.err"
 
 # ---------------------------------------------------------------------------------------------
 section "through msrp-relay"
@@ -92,6 +103,9 @@ via_tcp=(--relay "msrp://localhost:$tcp_port;tcp" --user alice --password-file "
 bench_ok "messages over TLS, two users" messages "${via_tls[@]}" --sessions 8 --window 8 \
   --duration 1
 bench_ok "messages over TCP" messages "${via_tcp[@]}" --sessions 2 --size 2000 --duration 1
+bench_ok "messages over TCP at a fixed rate" messages "${via_tcp[@]}" --sessions 2 --rate 500 \
+  --duration 1
+check "rate × duration sent (500)" test "$(field sent)" -eq 500
 bench_ok "bulk over TCP, 64 KiB chunks" bulk "${via_tcp[@]}" --sessions 2 --message-size 1000000 \
   --duration 1
 bench_ok "bulk over TLS, one chunk" bulk "${via_tls[@]}" --message-size 1000000 --chunk-size 0 \

@@ -140,6 +140,12 @@ receive_path() {
   [ -n "$path" ] || { echo "   $name: no path; stderr:" && show "$scratch/$name.err" && return 1; }
 }
 
+metric() {  # metric PORT NAME: the value of NAME in the metrics of the relay serving them on PORT
+  timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"
+    printf "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n" >&3; cat <&3' "$1" |
+    sed -n "s/^$2 \([0-9]*\)\r*$/\1/p"
+}
+
 # show FILE: prints what a command said, indented, for the log.
 show() {
   sed 's/^/   > /' "$1"

@@ -45,11 +45,6 @@ start_relay() {
   metrics_port=$(sed -n 's|.*metrics on http://127.0.0.1:\([0-9]*\)/.*|\1|p' \
     "$scratch/$1.err" | head -1)
 }
-metric() {  # metric PORT NAME: the value of NAME in the relay's metrics
-  timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"
-    printf "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n" >&3; cat <&3' "$1" |
-    sed -n "s/^$2 \([0-9]*\)\r*$/\1/p"
-}
 # add_user RELAY NAME: adds NAME with a random password through RELAY's configuration and
 # writes the password to $scratch/NAME.password.
 add_user() {

@@ -12,15 +12,20 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -28,6 +33,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -128,7 +134,7 @@ std::string first_hop(std::string_view path) {
 // --- A client: a raw socket and a parser ----------------------------------------------------
 
 /// A blocking TCP connection to the relay whose reads give up after a timeout (SO_RCVTIMEO),
-/// and a parser that turns what it reads into frames.
+/// and a parser that turns what it reads into frames; over TLS after `start_tls()`.
 class wire_client {
  public:
   /// Connects to 127.0.0.1:`port`. A `receive_buffer` (SO_RCVBUF) is set before connecting,
@@ -164,9 +170,33 @@ class wire_client {
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   }
 
+  /// Runs a TLS handshake as a client (the relay's certificate is not checked: the tests
+  /// look at what the relay does, not at who it is); false if it failed.
+  bool start_tls() {
+    static SSL_CTX* const context = [] {
+      // OpenSSL writes with write(), without MSG_NOSIGNAL: a write to a connection the relay
+      // reset must fail, not kill the test with SIGPIPE.
+      std::signal(SIGPIPE, SIG_IGN);
+      auto* made = SSL_CTX_new(TLS_client_method());
+      SSL_CTX_set_verify(made, SSL_VERIFY_NONE, nullptr);
+      return made;
+    }();
+    ssl_ = SSL_new(context);
+    SSL_set_fd(ssl_, fd_);
+    if (SSL_connect(ssl_) == 1) return true;
+    close();  // what follows fails instead of using a broken TLS state
+    return false;
+  }
+
   /// Writes all of `bytes`; false if the connection failed or a write timed out.
   bool send(std::string_view bytes) {
     while (!bytes.empty()) {
+      if (ssl_) {
+        const auto n = SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size()));
+        if (n <= 0) return false;
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+        continue;
+      }
       const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return false;
@@ -174,6 +204,30 @@ class wire_client {
     }
     return true;
   }
+
+  /// Reads bytes unparsed until the relay closes the connection (true) or a read times out
+  /// (false); for connections on which the relay is expected to say nothing in MSRP.
+  bool dropped() {
+    char bytes[4096];
+    for (;;) {
+      const auto n = read_some(bytes, sizeof bytes);
+      if (n == timed_out) return false;
+      if (n <= 0) return true;
+      raw_ += std::string_view(bytes, static_cast<std::size_t>(n));
+    }
+  }
+  /// What `dropped()` read.
+  const std::string& raw() const { return raw_; }
+
+  /// Closes the connection with a reset (RST: SO_LINGER with a zero timeout), as a peer that
+  /// crashed or a middlebox that gave up.
+  void reset() {
+    const linger abort{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    close();
+  }
+
+  int fd() const { return fd_; }
 
   /// The next complete frame; nothing once the peer closed or when no frame completed before
   /// a read timed out.
@@ -209,8 +263,7 @@ class wire_client {
     std::vector<char> buffer(64 * 1024);
     std::size_t total = 0;
     while (total < n) {
-      const auto got = ::recv(fd_, buffer.data(), buffer.size(), 0);
-      if (got < 0 && errno == EINTR) continue;
+      const auto got = read_some(buffer.data(), buffer.size());
       if (got <= 0) break;
       total += static_cast<std::size_t>(got);
     }
@@ -224,19 +277,45 @@ class wire_client {
   std::size_t pending_frames() const { return done_.size(); }
 
   void close() {
+    if (ssl_) SSL_free(ssl_);
+    ssl_ = nullptr;
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
 
  private:
+  static constexpr long timed_out = -1;
+
+  /// One read of at most `size` bytes: how many, 0 at the end of the stream, `timed_out`, or
+  /// -2 when the connection failed (a reset, a TLS error).
+  long read_some(char* into, std::size_t size) {
+    for (;;) {
+      errno = 0;
+      if (ssl_) {
+        const auto n = SSL_read(ssl_, into, static_cast<int>(size));
+        if (n > 0) return n;
+        const auto why = SSL_get_error(ssl_, n);
+        if (why == SSL_ERROR_ZERO_RETURN) return 0;
+        if (why == SSL_ERROR_WANT_READ || errno == EAGAIN || errno == EWOULDBLOCK) {
+          return timed_out;
+        }
+        if (errno == EINTR) continue;
+        return why == SSL_ERROR_SYSCALL && errno == 0 ? 0 : -2;
+      }
+      const auto n = ::recv(fd_, into, size, 0);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? timed_out : -2;
+    }
+  }
+
   /// One read, parsed; false if the peer closed (or reset) the connection or the read timed
   /// out.
   bool read_more() {
     if (closed_) return false;
     char bytes[16 * 1024];
-    const auto n = ::recv(fd_, bytes, sizeof bytes, 0);
-    if (n < 0 && errno == EINTR) return true;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;  // timed out
+    const auto n = read_some(bytes, sizeof bytes);
+    if (n == timed_out) return false;
     if (n <= 0) {
       closed_ = true;  // EOF, or ECONNRESET and the like
       return false;
@@ -249,6 +328,8 @@ class wire_client {
   }
 
   int fd_ = -1;
+  SSL* ssl_ = nullptr;
+  std::string raw_;
   test::wire_reader reader_;
   std::deque<frame> done_;
   std::size_t received_ = 0;
@@ -282,16 +363,37 @@ class RelayServer : public testing::Test {
 
   void SetUp() override { serve(answer_at_once(lookup)); }
 
-  /// A new server, with `credentials` as its store.
-  void serve(credential_service credentials) {
+  static relay_server::options options() {
     relay_server::options settings;
     settings.engine = engine();
+    return settings;
+  }
+
+  /// A new server, with `credentials` as its store, listening on plain TCP, and on TLS too
+  /// when `settings` have an identity (`tls_port_`).
+  void serve(credential_service credentials, relay_server::options settings = options()) {
+    const bool tls = settings.identity.has_value();
     server_.reset();
     server_ = std::make_unique<relay_server>(std::move(settings), std::move(credentials));
     const auto bound = server_->listen("127.0.0.1", 0, false);
     ASSERT_TRUE(bound) << bound.error().message();
     port_ = *bound;
     relay_uri_ = "msrp://localhost:" + std::to_string(port_) + ";tcp";
+    if (!tls) return;
+    const auto secure = server_->listen("127.0.0.1", 0, true);
+    ASSERT_TRUE(secure) << secure.error().message();
+    tls_port_ = *secure;
+  }
+
+  /// Waits until the relay's counters satisfy `done` (they change on the relay's thread).
+  template <class Predicate>
+  bool settles(Predicate done, std::chrono::milliseconds within = patience) {
+    const auto deadline = steady::now() + within;
+    for (;;) {
+      if (done(server_->statistics())) return true;
+      if (steady::now() > deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
   }
 
   void TearDown() override {
@@ -350,6 +452,7 @@ class RelayServer : public testing::Test {
 
   std::unique_ptr<relay_server> server_;
   std::uint16_t port_ = 0;
+  std::uint16_t tls_port_ = 0;
   std::string relay_uri_;  ///< msrp://localhost:<port>;tcp, the To-Path of an AUTH.
 };
 
@@ -745,6 +848,57 @@ TEST_F(RelayServer, DownstreamCloseMidTransferIsReported) {
   EXPECT_TRUE(told) << "Alice got only:\n" << seen;
 }
 
+// The edge reads every connection into one shared buffer, which an idle connection does not
+// hold: many authenticated connections sit idle, then all of them send at once, each a message
+// larger than one read, and every receiver must get exactly its own body.
+TEST_F(RelayServer, IdleConnectionsThenTrafficArriveIntact) {
+  constexpr std::size_t pairs = 24;
+  std::vector<std::unique_ptr<wire_client>> senders, receivers;
+  std::vector<account> from(pairs, alice()), to(pairs, bob());
+  for (std::size_t i = 0; i < pairs; ++i) {
+    senders.push_back(std::make_unique<wire_client>(port_));
+    receivers.push_back(std::make_unique<wire_client>(port_));
+    ASSERT_TRUE(authenticate(*senders[i], from[i]));
+    ASSERT_TRUE(authenticate(*receivers[i], to[i]));
+  }
+  const auto body_of = [](std::size_t i) {
+    std::string body(200 * 1024, '\0');
+    for (std::size_t k = 0; k < body.size(); ++k)
+      body[k] = static_cast<char>('A' + (i * 7 + k) % 26);
+    return body;
+  };
+  // Each sender from its own thread: the relay holds a sender back until its receiver reads.
+  std::vector<char> sent(pairs, 0);
+  std::vector<std::thread> sending;
+  for (std::size_t i = 0; i < pairs; ++i) {
+    sending.emplace_back([&, i] {
+      sent[i] = senders[i]->send(send_text("many" + std::to_string(i), path_between(from[i], to[i]),
+                                           from[i].uri, "msg-" + std::to_string(i), body_of(i)));
+    });
+  }
+  for (std::size_t i = 0; i < pairs; ++i) {
+    // The relay may pass the message on in several chunks: each is answered, the bodies joined.
+    std::string got;
+    for (;;) {
+      const auto f = receivers[i]->next_frame();
+      if (!f) {
+        ADD_FAILURE() << "pair " << i << ": nothing more after " << got.size() << " bytes";
+        break;
+      }
+      if (f->head.method != "SEND") continue;
+      EXPECT_EQ(header(*f, "Message-ID"), "msg-" + std::to_string(i));
+      got += f->body;
+      receivers[i]->send(response_text(f->head.transaction_id, 200, "OK",
+                                       first_hop(header(*f, "From-Path")), to[i].uri));
+      if (f->flag != end_flag::continued) break;
+    }
+    EXPECT_TRUE(got == body_of(i)) << "pair " << i << ": " << got.size() << " bytes differ";
+  }
+  for (auto& thread : sending)
+    thread.join();
+  EXPECT_EQ(std::count(sent.begin(), sent.end(), 1), static_cast<long>(pairs));
+}
+
 // --- Connections (RFC 4976 §6.1, §6.2; RFC 4975 §7.3) ---------------------------------------
 
 TEST_F(RelayServer, GarbageIs400ThenClose) {
@@ -781,6 +935,535 @@ TEST_F(RelayServer, IdleConnectionEndsAfterProbation) {
   EXPECT_EQ(c.received(), 0u);
   EXPECT_GE(waited, 1900ms);
   EXPECT_LT(waited, 3s);
+}
+
+// --- Fault injection at the edge (issue #8)
+// -------------------------------------------------------
+
+/// A SEND head for a body of `size` bytes in one chunk.
+message big_send(std::string tid, std::string_view to, std::string_view from,
+                 std::string_view message_id, std::size_t size) {
+  const auto total = std::to_string(size);
+  return request(std::move(tid), "SEND", to, from,
+                 {{"Message-ID", std::string(message_id)},
+                  {"Byte-Range", "1-" + total + '/' + total},
+                  {"Content-Type", "application/octet-stream"}});
+}
+
+std::string random_bytes(std::size_t size, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string out(size, '\0');
+  for (auto& c : out)
+    c = static_cast<char>(rng());
+  return out;
+}
+
+/// `who` sends `to` a short text on `from_wire`; true once `to` got it (on `to_wire`) and
+/// answered it, and the sender got its 200.
+bool delivers(wire_client& from_wire, const account& who, wire_client& to_wire, const account& to,
+              const std::string& message_id) {
+  const auto path = who.use_path + ' ' + to.use_path + ' ' + to.uri;
+  if (!from_wire.send(send_text("t" + message_id, path, who.uri, message_id, "ping"))) return false;
+  const auto got = to_wire.next_frame();
+  if (!got || got->head.method != "SEND" || header(*got, "Message-ID") != message_id ||
+      got->body != "ping") {
+    ADD_FAILURE() << "expected " << message_id << ", got " << describe(got);
+    return false;
+  }
+  to_wire.send(response_text(got->head.transaction_id, 200, "OK",
+                             first_hop(header(*got, "From-Path")), to.uri));
+  const auto answer = from_wire.next_frame();
+  return answer && answer->head.status_code == 200 &&
+         answer->head.transaction_id == "t" + message_id;
+}
+
+TEST_F(RelayServer, SlowDripSenderIsClosedAndItsChunkAborted) {
+  auto settings = options();
+  settings.engine.head_timeout = 1s;
+  settings.engine.frame_idle_timeout = 1s;
+  serve(answer_at_once(lookup), settings);
+  wire_client alice_wire(port_);
+  wire_client bob_wire(port_);
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+
+  // A body that stops: Bob gets what came, ended with `#`, and Alice is closed.
+  const auto body = random_bytes(10000, 41);
+  const auto head = big_send("stall001", path_between(a, b), a.uri, "msg-stall", body.size());
+  ASSERT_TRUE(alice_wire.send(serialize_head(head) + body.substr(0, 3000)));
+  const auto aborted = bob_wire.next_frame();
+  ASSERT_TRUE(aborted) << "the chunk was left open";
+  EXPECT_EQ(aborted->flag, end_flag::aborted) << describe(aborted);
+  EXPECT_TRUE(aborted->body == body.substr(0, 3000));
+  EXPECT_TRUE(alice_wire.closed_by_peer());
+
+  // A head dripped a byte every 200 ms, never silent for the idle time, is closed all the
+  // same: it was not complete in time.
+  wire_client drip_wire(port_);
+  ASSERT_TRUE(authenticate(drip_wire, a));
+  const auto text = send_text("drip0001", path_between(a, b), a.uri, "msg-drip", "hi");
+  std::size_t dripped = 0;
+  for (; dripped < text.size(); ++dripped) {
+    if (!drip_wire.send(text.substr(dripped, 1))) break;
+    std::this_thread::sleep_for(200ms);
+    if (server_->statistics().connections < 3) break;
+  }
+  EXPECT_LT(dripped, text.size()) << "the whole frame went through";
+  EXPECT_TRUE(drip_wire.closed_by_peer());
+
+  // Bob's session goes on.
+  wire_client carol_wire(port_);
+  ASSERT_TRUE(authenticate(carol_wire, a));
+  EXPECT_TRUE(delivers(carol_wire, a, bob_wire, b, "after-drip"));
+}
+
+TEST_F(RelayServer, SlowReaderHoldsTheSenderBackAndLosesNothing) {
+  wire_client alice_wire(port_);
+  // Bob's small receive buffer: what the relay cannot write to him stays in its own output.
+  wire_client bob_wire(port_, 64 * 1024);
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+
+  constexpr std::size_t total = 32 * 1024 * 1024;
+  const auto piece = random_bytes(64 * 1024, 43);
+  const auto head = big_send("slow0001", path_between(a, b), a.uri, "msg-slow", total);
+  std::atomic<bool> sent_all = false;
+  std::thread sender([&] {
+    bool ok = alice_wire.send(serialize_head(head));
+    // A sender held back blocks in send(): no timeout while the test holds Bob still.
+    alice_wire.set_timeout(60s);
+    for (std::size_t at = 0; ok && at < total; at += piece.size())
+      ok = alice_wire.send(piece);
+    sent_all = ok && alice_wire.send(serialize_end(head, end_flag::complete));
+  });
+
+  // Bob reads nothing until the relay stops passing Alice's bytes on; meanwhile the relay's
+  // queue stays within its output window and one read of Alice (64 KiB).
+  const auto window = engine().output_window;
+  std::uint64_t largest = 0;
+  std::uint64_t relayed = 0;
+  int still = 0;
+  const auto deadline = steady::now() + 30s;
+  while (still < 20 && steady::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+    const auto stats = server_->statistics();
+    largest = std::max(largest, stats.queued_bytes);
+    // Still: nothing more passed on, with the window full.
+    still = stats.bytes_relayed == relayed && stats.queued_bytes >= window ? still + 1 : 0;
+    relayed = stats.bytes_relayed;
+  }
+  EXPECT_EQ(still, 20) << "the relay kept passing bytes on to a reader that reads nothing";
+  EXPECT_GE(largest, window) << "the relay's window never filled";
+  EXPECT_LE(largest, window + 64 * 1024 + 1024);
+  EXPECT_LT(relayed, total / 2) << "Alice was not held back";
+  EXPECT_FALSE(sent_all);
+
+  // Bob reads: everything arrives, byte for byte.
+  bob_wire.set_timeout(10s);
+  const auto got = bob_wire.next_frame();
+  sender.join();
+  EXPECT_TRUE(sent_all);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->flag, end_flag::complete);
+  ASSERT_EQ(got->body.size(), total);
+  for (std::size_t at = 0; at < total; at += piece.size()) {
+    if (std::string_view(got->body).substr(at, piece.size()) != piece) {
+      ADD_FAILURE() << "the body differs at " << at;
+      break;
+    }
+  }
+  const auto answer = alice_wire.next_frame();
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->head.status_code, 200) << describe(answer);
+}
+
+TEST_F(RelayServer, StalledReaderIsClosedAfterTheWriteTimeout) {
+  auto settings = options();
+  settings.write_timeout = 1s;
+  serve(answer_at_once(lookup), settings);
+  wire_client alice_wire(port_);
+  wire_client bob_wire(port_, 64 * 1024);
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+
+  // Alice sends more than the buffers between the relay and Bob hold; Bob reads nothing.
+  constexpr std::size_t total = 32 * 1024 * 1024;
+  const auto piece = random_bytes(64 * 1024, 59);
+  const auto head = big_send("stuck001", path_between(a, b), a.uri, "msg-stuck", total);
+  std::atomic<bool> sent_all = false;
+  std::thread sender([&] {
+    bool ok = alice_wire.send(serialize_head(head));
+    alice_wire.set_timeout(30s);
+    for (std::size_t at = 0; ok && at < total; at += piece.size())
+      ok = alice_wire.send(piece);
+    sent_all = ok && alice_wire.send(serialize_end(head, end_flag::complete));
+  });
+  // The relay gives up on Bob: his session ends, and Alice's bytes are read and dropped.
+  EXPECT_TRUE(settles([](const relay::stats& s) { return s.sessions == 1; }, 10s));
+  sender.join();
+  EXPECT_TRUE(sent_all) << "the relay stopped reading Alice after Bob was closed";
+  // Alice is told (RFC 4976 §6.4.1): 481 as the answer or in a REPORT after a 200.
+  bool told = false;
+  while (const auto f = alice_wire.next_frame()) {
+    if (!f->head.is_request() && f->head.status_code == 481) told = true;
+    if (f->head.method == "REPORT" && header(*f, "Status").starts_with("000 481")) told = true;
+    if (told) break;
+  }
+  EXPECT_TRUE(told);
+  bob_wire.skip(SIZE_MAX);
+  EXPECT_TRUE(bob_wire.dropped());
+}
+
+TEST_F(RelayServer, ResetsMidFrameLeaveOtherSessionsWorking) {
+  wire_client bob_wire(port_);
+  auto b = bob();
+  ASSERT_TRUE(authenticate(bob_wire, b));
+  const auto body = random_bytes(20000, 47);
+  auto a = alice();
+  // A sample of offsets into the frame: nothing, in the start line, in the headers, at the
+  // head's end, in the body, in the end-line, and after it.
+  const auto sample = [&](std::size_t head_size, std::size_t frame_size) {
+    const auto end_size = frame_size - head_size - body.size();
+    return std::vector<std::size_t>{0,
+                                    1,
+                                    20,
+                                    head_size / 2,
+                                    head_size - 1,
+                                    head_size,
+                                    head_size + 1,
+                                    head_size + body.size() / 2,
+                                    head_size + body.size(),
+                                    head_size + body.size() + end_size / 2,
+                                    frame_size - 1,
+                                    frame_size};
+  };
+  for (std::size_t i = 0; i < sample(1, 2 + body.size()).size(); ++i) {
+    std::size_t offset = 0;
+    std::size_t frame_size = 0;
+    {
+      wire_client alice_wire(port_);
+      a = alice();
+      ASSERT_TRUE(authenticate(alice_wire, a));
+      const auto head = big_send("reset001", path_between(a, b), a.uri, "msg-r", body.size());
+      const auto bytes = serialize(head, body).to_string();
+      frame_size = bytes.size();
+      offset = sample(serialize_head(head).size(), frame_size)[i];
+      ASSERT_TRUE(alice_wire.send(std::string_view(bytes).substr(0, offset)));
+      alice_wire.reset();
+    }
+    SCOPED_TRACE("reset after " + std::to_string(offset) + " of " + std::to_string(frame_size) +
+                 " bytes");
+    ASSERT_TRUE(settles([](const relay::stats& s) { return s.connections == 1 && s.streams == 0; }))
+        << "the reset connection is still there";
+    // Another connection of Alice's reaches Bob; whatever Bob got before is whole or `#`.
+    wire_client again(port_);
+    a = alice();
+    ASSERT_TRUE(authenticate(again, a));
+    const auto marker = "after-" + std::to_string(offset);
+    ASSERT_TRUE(again.send(send_text("t" + marker, path_between(a, b), a.uri, marker, "ping")));
+    for (;;) {
+      const auto got = bob_wire.next_frame();
+      ASSERT_TRUE(got) << "Bob did not get " << marker;
+      if (header(*got, "Message-ID") == marker) break;
+      EXPECT_EQ(header(*got, "Message-ID"), "msg-r") << describe(got);
+      EXPECT_TRUE(got->flag == end_flag::aborted || offset == frame_size) << describe(got);
+      EXPECT_TRUE(std::string_view(body).substr(0, got->body.size()) == got->body);
+    }
+    const auto answer = again.next_frame();
+    ASSERT_TRUE(answer);
+    EXPECT_EQ(answer->head.status_code, 200);
+  }
+  EXPECT_TRUE(settles([](const relay::stats& s) { return s.connections == 1 && s.sessions == 1; }));
+}
+
+TEST_F(RelayServer, FloodOfConnectionsKeepsTheLimitAndTheSession) {
+  auto settings = options();
+  settings.engine.max_connections = 500;
+  settings.engine.probation = 30s;  // the flood stays while a wave is counted
+  serve(answer_at_once(lookup), settings);
+  wire_client alice_wire(port_);
+  wire_client bob_wire(port_);
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+
+  // 10,000 connections in waves of 1,000 (client and relay ends stay under 2,000 descriptors).
+  constexpr int waves = 10;
+  constexpr std::size_t wave = 1000;
+  for (int w = 0; w < waves; ++w) {
+    SCOPED_TRACE("wave " + std::to_string(w));
+    std::vector<std::unique_ptr<wire_client>> flood;
+    for (std::size_t i = 0; i < wave; ++i)
+      flood.push_back(std::make_unique<wire_client>(port_));
+    // The relay keeps 498 more (500 with Alice's and Bob's) and closes the others at once.
+    std::vector<pollfd> fds;
+    for (const auto& c : flood)
+      fds.push_back({c->fd(), POLLIN, 0});
+    std::size_t closed = 0;
+    const auto deadline = steady::now() + 10s;
+    while (closed < wave - 498 && steady::now() < deadline) {
+      ::poll(fds.data(), fds.size(), 100);
+      closed = static_cast<std::size_t>(
+          std::count_if(fds.begin(), fds.end(), [](const pollfd& p) { return p.revents != 0; }));
+    }
+    EXPECT_EQ(closed, wave - 498);
+    EXPECT_TRUE(settles([](const relay::stats& s) { return s.connections == 500; }));
+    // The established session goes on meanwhile.
+    ASSERT_TRUE(delivers(alice_wire, a, bob_wire, b, "wave-" + std::to_string(w)));
+    // No more than the limit were kept: poll again once Alice and Bob talked.
+    ::poll(fds.data(), fds.size(), 0);
+    EXPECT_EQ(std::count_if(fds.begin(), fds.end(), [](const pollfd& p) { return p.revents != 0; }),
+              static_cast<long>(wave - 498));
+    flood.clear();
+    ASSERT_TRUE(settles([](const relay::stats& s) { return s.connections == 2; }));
+  }
+  const auto stats = server_->statistics();
+  EXPECT_EQ(stats.connections, 2u);
+  EXPECT_EQ(stats.sessions, 2u);
+  EXPECT_EQ(stats.queued_bytes, 0u);
+}
+
+TEST_F(RelayServer, FloodOfFailedAuthsKeepsTheSession) {
+  wire_client alice_wire(port_);
+  wire_client bob_wire(port_);
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+
+  // Four threads, 50 connections each, each failing AUTH three times: 401, 401, then 403 and
+  // closed (RFC 4976 §6.3).
+  constexpr int threads = 4;
+  constexpr int per_thread = 50;
+  std::atomic<int> refused = 0;
+  std::atomic<int> running = threads;
+  std::vector<std::thread> attackers;
+  for (int t = 0; t < threads; ++t) {
+    attackers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        wire_client c(port_);
+        auto mallory = alice();
+        mallory.password = "guess-" + std::to_string(t) + '-' + std::to_string(i);
+        auto ch = get_challenge(c, mallory);
+        std::vector<int> codes;
+        for (int attempt = 0; ch && attempt < 3; ++attempt) {
+          c.send(auth_text("auth" + std::to_string(attempt), relay_uri_, mallory.uri,
+                           {{"Authorization", authorization(*ch, mallory)}}));
+          const auto answer = c.next_frame();
+          if (!answer) break;
+          codes.push_back(answer->head.status_code);
+          if (answer->head.status_code == 401) ch = challenge_for(*answer, digest::sha256);
+        }
+        if (codes == std::vector<int>{401, 401, 403} && c.closed_by_peer()) ++refused;
+      }
+      --running;
+    });
+  }
+  // Alice and Bob keep talking through it.
+  int delivered = 0;
+  while (running > 0) {
+    ASSERT_TRUE(delivers(alice_wire, a, bob_wire, b, "during-" + std::to_string(delivered)));
+    ++delivered;
+  }
+  for (auto& t : attackers)
+    t.join();
+  EXPECT_EQ(refused, threads * per_thread);
+  EXPECT_GT(delivered, 0);
+  EXPECT_TRUE(settles([](const relay::stats& s) { return s.connections == 2; }));
+  const auto stats = server_->statistics();
+  EXPECT_EQ(stats.auth_failures, 3u * threads * per_thread);
+  EXPECT_EQ(stats.sessions, 2u);
+  EXPECT_TRUE(delivers(alice_wire, a, bob_wire, b, "after-flood"));
+}
+
+/// The first bytes a TLS client sends: its ClientHello, made by OpenSSL in memory.
+std::string client_hello() {
+  SSL_CTX* context = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = SSL_new(context);
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl, in, out);
+  SSL_set_connect_state(ssl);
+  SSL_do_handshake(ssl);  // wants to read the ServerHello
+  std::string hello(static_cast<std::size_t>(BIO_pending(out)), '\0');
+  BIO_read(out, hello.data(), static_cast<int>(hello.size()));
+  SSL_free(ssl);
+  SSL_CTX_free(context);
+  return hello;
+}
+
+TEST_F(RelayServer, TlsGarbageIsDroppedWhileTlsSessionsGoOn) {
+  auto settings = options();
+  auto made = make_self_signed("localhost");
+  ASSERT_TRUE(made);
+  settings.identity = *made;
+  settings.connect_timeout = 1s;
+  serve(answer_at_once(lookup), settings);
+  relay_uri_ = "msrps://localhost:" + std::to_string(tls_port_) + ";tcp";
+  wire_client alice_wire(tls_port_);
+  wire_client bob_wire(tls_port_);
+  ASSERT_TRUE(alice_wire.start_tls());
+  ASSERT_TRUE(bob_wire.start_tls());
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+
+  const auto hello = client_hello();
+  ASSERT_GT(hello.size(), 100u);
+  const std::vector<std::pair<std::string, std::string>> garbage = {
+      {"random bytes", random_bytes(4096, 53)},
+      {"a truncated ClientHello", hello.substr(0, hello.size() / 2)},
+      {"a ClientHello, then silence", hello},
+      {"plain MSRP", auth_text("plain001", relay_uri_, a.uri)},
+      {"a TLS record header only", hello.substr(0, 5)},
+  };
+  // Ten of each at once; the handshakes that stall hold nothing up.
+  std::vector<std::pair<std::string, std::unique_ptr<wire_client>>> clients;
+  for (int i = 0; i < 10; ++i) {
+    for (const auto& [what, bytes] : garbage) {
+      clients.emplace_back(what, std::make_unique<wire_client>(tls_port_));
+      EXPECT_TRUE(clients.back().second->send(bytes)) << what;
+    }
+  }
+  EXPECT_TRUE(delivers(alice_wire, a, bob_wire, b, "during-garbage"));
+  for (auto& [what, c] : clients) {
+    EXPECT_TRUE(c->dropped()) << what << " was not dropped";
+    EXPECT_FALSE(c->raw().starts_with("MSRP")) << what << " got an MSRP answer";
+  }
+  EXPECT_TRUE(delivers(alice_wire, a, bob_wire, b, "after-garbage"));
+  const auto stats = server_->statistics();
+  EXPECT_EQ(stats.connections, 2u);
+  EXPECT_EQ(stats.sessions, 2u);
+}
+
+// Defect: TLS handshakes in progress did not count against max_connections, so a flood of
+// stalled ClientHellos held as many sockets as it liked, each for connect_timeout.
+TEST_F(RelayServer, DefectStalledTlsHandshakesWentOverTheConnectionLimit) {
+  auto settings = options();
+  auto made = make_self_signed("localhost");
+  ASSERT_TRUE(made);
+  settings.identity = *made;
+  settings.engine.max_connections = 100;
+  settings.connect_timeout = 30s;  // longer than the test: only the limit can drop them
+  serve(answer_at_once(lookup), settings);
+  relay_uri_ = "msrps://localhost:" + std::to_string(tls_port_) + ";tcp";
+  wire_client alice_wire(tls_port_);
+  wire_client bob_wire(tls_port_);
+  ASSERT_TRUE(alice_wire.start_tls());
+  ASSERT_TRUE(bob_wire.start_tls());
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+
+  // 300 ClientHellos that never go on: 98 may wait for their handshake, the rest are closed.
+  const auto hello = client_hello();
+  std::vector<std::unique_ptr<wire_client>> flood;
+  std::vector<pollfd> fds;
+  for (int i = 0; i < 300; ++i) {
+    flood.push_back(std::make_unique<wire_client>(tls_port_));
+    flood.back()->send(hello);
+    fds.push_back({flood.back()->fd(), POLLRDHUP, 0});
+  }
+  std::size_t closed = 0;
+  const auto deadline = steady::now() + 10s;
+  while (closed < 300 - 98 && steady::now() < deadline) {
+    ::poll(fds.data(), fds.size(), 100);
+    closed = static_cast<std::size_t>(std::count_if(
+        fds.begin(), fds.end(), [](const pollfd& p) { return (p.revents & POLLRDHUP) != 0; }));
+  }
+  EXPECT_EQ(closed, 300u - 98);
+  EXPECT_TRUE(delivers(alice_wire, a, bob_wire, b, "during-handshakes"));
+  // Once they are gone (the relay sees their handshakes fail), new clients are served again.
+  flood.clear();
+  std::unique_ptr<wire_client> carol_wire;
+  const auto until = steady::now() + patience;
+  do {
+    carol_wire = std::make_unique<wire_client>(tls_port_);
+    if (carol_wire->start_tls()) break;
+    std::this_thread::sleep_for(20ms);
+  } while (steady::now() < until);
+  EXPECT_TRUE(authenticate(*carol_wire, a));
+}
+
+// Built with AddressSanitizer (g++ says so with a macro, clang with __has_feature).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool sanitized = true;
+#else
+constexpr bool sanitized = false;
+#endif
+#else
+constexpr bool sanitized = false;
+#endif
+
+/// CPU time the process has used, user and system.
+std::chrono::microseconds cpu_time() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto micros = [](const timeval& t) {
+    return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec);
+  };
+  return micros(usage.ru_utime) + micros(usage.ru_stime);
+}
+
+// Defect: when the relay ran out of file descriptors, accepting failed at once for the
+// connection waiting in the backlog, and the accept loop retried at once, for ever: the I/O
+// thread spun on a full core until a descriptor was freed.
+TEST_F(RelayServer, DefectAcceptSpunWhenOutOfDescriptors) {
+  if (sanitized) {
+    // The sanitizers probe memory through a pipe: out of descriptors they report a vptr
+    // error on any virtual call in the process.
+    GTEST_SKIP() << "needs the process to run out of descriptors, which the sanitizers cannot";
+  }
+  wire_client alice_wire(port_);
+  wire_client bob_wire(port_);
+  auto a = alice();
+  auto b = bob();
+  ASSERT_TRUE(authenticate(alice_wire, a));
+  ASSERT_TRUE(authenticate(bob_wire, b));
+  // 40 sockets, then room for 10 more descriptors in this process (test and relay), then the
+  // 40 connect: the relay accepts 10 and runs out.
+  std::vector<int> sockets;
+  for (int i = 0; i < 40; ++i)
+    sockets.push_back(::socket(AF_INET, SOCK_STREAM, 0));
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const int next = ::dup(0);
+  ASSERT_GE(next, 0);
+  ::close(next);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(next + 10);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port_);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (const int fd : sockets)
+    EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  ASSERT_TRUE(settles([](const relay::stats& s) { return s.connections >= 12; }));
+  // The relay waits for descriptors instead of spinning: a second of waiting costs it almost
+  // no CPU (spinning cost most of a core), and the established session goes on.
+  const auto before = cpu_time();
+  std::this_thread::sleep_for(1s);
+  const auto used = cpu_time() - before;
+  EXPECT_LT(used, 200ms) << "the relay spun while out of descriptors";
+  EXPECT_TRUE(delivers(alice_wire, a, bob_wire, b, "out-of-descriptors"));
+  // Descriptors back: the clients left in the backlog are served.
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_TRUE(settles([](const relay::stats& s) { return s.connections == 42; }));
+  for (const int fd : sockets)
+    ::close(fd);
 }
 
 }  // namespace

@@ -10,7 +10,9 @@
 // whose certificate verifies against `ca_file` is treated as a relay (RFC 4976 §6.1), others
 // as clients that must AUTH. Connections to next hops verify the peer against `ca_file` (or
 // the system's CAs) and the URI's host name, and offer the relay's certificate, so relays
-// that list each other's CA authenticate each other (mutual TLS).
+// that list each other's CA authenticate each other (mutual TLS). A client's handshake must
+// finish within `connect_timeout`, and handshakes in progress count against the relay's
+// `max_connections`: a client accepted beyond it is closed before its handshake starts.
 //
 // Credentials: the relay core asks for the HA1 of a user with a `lookup` action; the server
 // hands it to the `credential_service` on the I/O thread, which must return at once and answer
