@@ -438,6 +438,9 @@ struct transport {
         co_await (stream->async_handshake(ssl::stream_base::server, use) || limit.async_wait(use));
     --handshakes;
     if (done.index() == 1 || std::get<0>(std::get<0>(done))) co_return;  // dropped
+    // A handshake that ends after `stop` closed the connections would be served with nothing
+    // left to close it, and the I/O thread would never end.
+    if (stopping) co_return;
     const auto verdict = derived().check_client(stream->native_handle());
     if (!verdict) co_return;
     const auto id = derived().new_id();
@@ -465,6 +468,8 @@ struct transport {
         co_await (asio::async_connect(socket, found, use) || limit.async_wait(use));
     if (connected.index() == 1) co_return make_error_code(net_errc::connect_timeout);
     if (const auto error = std::get<0>(std::get<0>(connected))) co_return error;
+    // As in accept_tls: a connection made after `stop` would never be closed.
+    if (stopping) co_return std::make_error_code(std::errc::operation_canceled);
     socket.set_option(tcp::no_delay(true));
     boost::system::error_code ignored;
     const auto where = describe(socket.remote_endpoint(ignored));
@@ -493,6 +498,7 @@ struct transport {
     if (peer && !matches(stream->native_handle(), *peer)) {
       co_return make_error_code(net_errc::fingerprint_mismatch);
     }
+    if (stopping) co_return std::make_error_code(std::errc::operation_canceled);
     serve(id, stream);
     derived().opened(id, where, std::nullopt, false);
     co_return std::error_code{};

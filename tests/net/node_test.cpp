@@ -7,11 +7,18 @@
 // receiver hashes the pieces as they arrive and never holds the file whole.
 #include "msrp/net/node.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -534,6 +541,87 @@ TEST(Node, TwoSessionsShareOneConnection) {
 
   EXPECT_EQ(count<connection_opened>(alice.log), 1);
   EXPECT_EQ(count<connection_opened>(bob.log), 1);
+}
+
+// Found by NothingLost.ThroughTwoRelaysWithCuts (tests/net/nothing_lost_test.cpp): a
+// relay_server's destructor waited forever for its I/O thread. A TLS handshake that was under
+// way when the node (or relay server) began to stop finished afterwards, and its connection was
+// served with nothing left to close it. The client here holds its handshake at the server's
+// Finished until the listener is gone, then completes it.
+TEST(Node, DefectHandshakeEndingDuringStopHangsTheDestructor) {
+  node::options settings;
+  settings.identity = identity("127.0.0.1");
+  auto listening = std::make_unique<node>(settings);
+  const auto port = listening->listen("127.0.0.1", 0, true);
+  ASSERT_TRUE(port) << port.error().message();
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(*port);
+  const auto dial = [&] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+      return fd;
+    }
+    if (fd >= 0) ::close(fd);
+    return -1;
+  };
+  const int fd = dial();
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+
+  // The client's side of the handshake runs through memory, so the test decides when each of
+  // its flights goes out: the ClientHello now; when the server's flight has come back, the
+  // server is mid-handshake, waiting for the client's Finished.
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> context(SSL_CTX_new(TLS_client_method()),
+                                                            &SSL_CTX_free);
+  std::unique_ptr<SSL, decltype(&SSL_free)> tls(SSL_new(context.get()), &SSL_free);
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  SSL_set_bio(tls.get(), in, out);  // tls owns both
+  SSL_set_verify(tls.get(), SSL_VERIFY_NONE, nullptr);
+  const auto flush = [&] {
+    char buffer[16 * 1024];
+    for (int n; (n = BIO_read(out, buffer, sizeof buffer)) > 0;)
+      ASSERT_EQ(::send(fd, buffer, static_cast<std::size_t>(n), MSG_NOSIGNAL), n);
+  };
+  const auto take = [&] {
+    char buffer[16 * 1024];
+    pollfd readable{fd, POLLIN, 0};
+    ASSERT_EQ(::poll(&readable, 1, static_cast<int>(patience / 1ms)), 1);
+    const auto n = ::recv(fd, buffer, sizeof buffer, 0);
+    ASSERT_GT(n, 0);
+    BIO_write(in, buffer, static_cast<int>(n));
+  };
+  ASSERT_EQ(SSL_connect(tls.get()), -1);
+  ASSERT_NO_FATAL_FAILURE(flush());
+  ASSERT_NO_FATAL_FAILURE(take());
+
+  // The node stops on another thread; once its listener refuses connections, `stop` has run.
+  auto destroyed = std::make_shared<std::atomic<bool>>(false);
+  std::thread([stopping = std::move(listening), destroyed]() mutable {
+    stopping.reset();
+    *destroyed = true;
+  }).detach();
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  for (int probe; (probe = dial()) >= 0;) {
+    ::close(probe);
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the listener stays open";
+  }
+
+  // Now the handshake completes; the node must not serve the connection but end.
+  while (SSL_connect(tls.get()) != 1) {
+    ASSERT_EQ(SSL_get_error(tls.get(), -1), SSL_ERROR_WANT_READ);
+    ASSERT_NO_FATAL_FAILURE(take());
+  }
+  ASSERT_NO_FATAL_FAILURE(flush());
+  while (!*destroyed && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(*destroyed)
+      << "the node's destructor hangs while a connection it accepted late stays open";
+  tls.reset();
+  ::close(fd);  // with the defect, this lets the destructor end
+  while (!*destroyed)
+    std::this_thread::sleep_for(10ms);
 }
 
 }  // namespace
