@@ -1276,6 +1276,7 @@ void relay::accept(connection_id connection, const peer_info& peer) {
     c.probation = st.now + st.settings.probation;
     st.schedule(*c.probation, state::timer_kind::probation, connection);
   }
+  st.mark(c);  // its input may flow
 }
 
 void relay::connected(connection_id connection) {

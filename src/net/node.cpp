@@ -106,8 +106,20 @@ namespace {
 ///   closed(id, error)             a connection ended
 template <class Derived>
 struct transport {
+  /// Where a connection's writer, and its reader while paused, sleep until woken. One timer
+  /// each: arming a timer cancels its other waits, so with one timer for both a paused reader
+  /// and an idle writer would wake each other for as long as the pause lasted.
+  struct alarms {
+    explicit alarms(asio::io_context& io) : reader(io), writer(io) {}
+    asio::steady_timer reader, writer;
+    void ring() {
+      reader.cancel();
+      writer.cancel();
+    }
+  };
+
   struct connection {
-    std::shared_ptr<asio::steady_timer> wake;  // the writer and a paused reader sleep on it
+    std::shared_ptr<alarms> wake;
     std::function<void()> close_socket;
     std::error_code error{};  // the first reason it ended
     bool closing = false;
@@ -209,11 +221,11 @@ struct transport {
   /// Wakes the writer and, if paused, the reader of `id`: they look again at the core.
   void wake(connection_id id) {
     const auto found = connections.find(id);
-    if (found != connections.end()) found->second.wake->cancel();
+    if (found != connections.end()) found->second.wake->ring();
   }
   void wake_all() {
     for (auto& [id, c] : connections)
-      c.wake->cancel();
+      c.wake->ring();
   }
 
   /// Closes `id` once its output is written.
@@ -221,7 +233,7 @@ struct transport {
     const auto found = connections.find(id);
     if (found == connections.end()) return;
     found->second.finish = true;
-    found->second.wake->cancel();
+    found->second.wake->ring();
   }
 
   asio::awaitable<void> run_watchdog() {
@@ -246,7 +258,7 @@ struct transport {
     if (!c.closing) {
       c.closing = true;
       c.close_socket();
-      c.wake->cancel();
+      c.wake->ring();
     }
     if (--c.running > 0) return;
     const auto reason = c.error;
@@ -297,13 +309,13 @@ struct transport {
 
   template <class Stream>
   asio::awaitable<void> reader(connection_id id, std::shared_ptr<Stream> stream,
-                               std::shared_ptr<asio::steady_timer> wake) {
+                               std::shared_ptr<alarms> wake) {
     std::error_code error;
     for (;;) {
       // Back-pressure: a core that cannot pass input on yet is not given more.
       while (!derived().wants_input(id) && !connections.at(id).closing) {
-        wake->expires_at(asio::steady_timer::time_point::max());
-        co_await wake->async_wait(use);
+        wake->reader.expires_at(asio::steady_timer::time_point::max());
+        co_await wake->reader.async_wait(use);
       }
       if (connections.at(id).closing) break;
       const auto [failure, n] = co_await read_some(*stream);
@@ -325,7 +337,7 @@ struct transport {
 
   template <class Stream>
   asio::awaitable<void> writer(connection_id id, std::shared_ptr<Stream> stream,
-                               std::shared_ptr<asio::steady_timer> wake) {
+                               std::shared_ptr<alarms> wake) {
     std::error_code error;
     for (;;) {
       if (connections.at(id).closing) break;
@@ -333,8 +345,8 @@ struct transport {
       const auto out = derived().core().output(id);
       if (out.empty()) {
         if (connections.at(id).finish) break;
-        wake->expires_at(asio::steady_timer::time_point::max());
-        co_await wake->async_wait(use);
+        wake->writer.expires_at(asio::steady_timer::time_point::max());
+        co_await wake->writer.async_wait(use);
         continue;
       }
       // A write that stalls (the peer stopped reading) ends the connection.
@@ -361,7 +373,7 @@ struct transport {
   /// Starts serving an established connection as `id`.
   template <class Stream>
   void serve(connection_id id, std::shared_ptr<Stream> stream) {
-    auto wake = std::make_shared<asio::steady_timer>(io);
+    auto wake = std::make_shared<alarms>(io);
     connections.emplace(id, connection{wake, [stream] {
                                          boost::system::error_code ignored;
                                          stream->lowest_layer().close(ignored);

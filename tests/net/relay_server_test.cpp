@@ -1019,6 +1019,16 @@ TEST_F(RelayServer, SlowDripSenderIsClosedAndItsChunkAborted) {
   EXPECT_TRUE(delivers(carol_wire, a, bob_wire, b, "after-drip"));
 }
 
+/// CPU time the process has used, user and system.
+std::chrono::microseconds cpu_time() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto micros = [](const timeval& t) {
+    return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec);
+  };
+  return micros(usage.ru_utime) + micros(usage.ru_stime);
+}
+
 TEST_F(RelayServer, SlowReaderHoldsTheSenderBackAndLosesNothing) {
   wire_client alice_wire(port_);
   // Bob's small receive buffer: what the relay cannot write to him stays in its own output.
@@ -1061,6 +1071,13 @@ TEST_F(RelayServer, SlowReaderHoldsTheSenderBackAndLosesNothing) {
   EXPECT_LE(largest, window + 64 * 1024 + 1024);
   EXPECT_LT(relayed, total / 2) << "Alice was not held back";
   EXPECT_FALSE(sent_all);
+  // Defect HeldBackReaderAndIdleWriterWokeEachOther: Alice's reader and writer slept on one
+  // timer and each re-armed it before waiting, which cancels the other's wait; held back, her
+  // reader and her idle writer woke each other for as long as the back-pressure lasted, on a
+  // full core. Now holding her back costs next to nothing.
+  const auto before = cpu_time();
+  std::this_thread::sleep_for(1s);
+  EXPECT_LT(cpu_time() - before, 200ms) << "the relay spun while holding Alice back";
 
   // Bob reads: everything arrives, byte for byte.
   bob_wire.set_timeout(10s);
@@ -1406,16 +1423,6 @@ constexpr bool sanitized = false;
 #else
 constexpr bool sanitized = false;
 #endif
-
-/// CPU time the process has used, user and system.
-std::chrono::microseconds cpu_time() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  const auto micros = [](const timeval& t) {
-    return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec);
-  };
-  return micros(usage.ru_utime) + micros(usage.ru_stime);
-}
 
 // Defect: when the relay ran out of file descriptors, accepting failed at once for the
 // connection waiting in the backlog, and the accept loop retried at once, for ever: the I/O
