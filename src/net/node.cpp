@@ -9,7 +9,9 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
@@ -51,11 +53,20 @@ class category final : public std::error_category {
   }
 };
 
-/// A CSPRNG for session-ids, transaction ids and Message-IDs (RFC 4975 §14.1).
+/// A CSPRNG for session-ids, transaction ids and Message-IDs (RFC 4975 §14.1): OpenSSL's,
+/// drawn 512 bytes at a time per thread. Each RAND_bytes call takes a lock and asks the kernel
+/// for the process id (a fork check); drawn 8 bytes at a time, that was a quarter of the
+/// relay's CPU per relayed message. A child forked from a thread draws afresh.
 std::uint64_t secure_random() {
-  std::uint64_t value = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&value), sizeof value) != 1) std::abort();
-  return value;
+  thread_local std::array<std::uint64_t, 64> pool;
+  thread_local std::size_t left = 0;
+  static const int forks_draw_afresh = ::pthread_atfork(nullptr, nullptr, [] { left = 0; });
+  (void)forks_draw_afresh;
+  if (left == 0) {
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(pool.data()), sizeof pool) != 1) std::abort();
+    left = pool.size();
+  }
+  return pool[--left];
 }
 
 /// The digest of the certificate the peer presented on `ssl`, or empty.
