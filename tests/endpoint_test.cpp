@@ -19,6 +19,7 @@
 #include "endpoint_pair.hpp"
 #include "openssl_hash.hpp"
 #include "parser_driver.hpp"
+#include "random_workload.hpp"
 
 namespace msrp {
 namespace {
@@ -3131,26 +3132,10 @@ TEST(EndpointPacing, RefusalOfAPausedMessageArrives) {
 // MSRP_SEEDS=n runs seeds 1..n (default 200); MSRP_SEED=n runs only seed n; MSRP_BIG=1 lets
 // messages grow to 64 MiB instead of 4 MiB.
 
-std::uint64_t env_number(const char* name, std::uint64_t fallback) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') return fallback;
-  return std::strtoull(value, nullptr, 10);
-}
-
-std::uint64_t uniform(std::mt19937_64& random, std::uint64_t low, std::uint64_t high) {
-  return std::uniform_int_distribution<std::uint64_t>(low, high)(random);
-}
-
-bool chance(std::mt19937_64& random, double p) {
-  return std::bernoulli_distribution(p)(random);
-}
-
-/// Roughly log-uniform in [low, high]: each order of magnitude about as likely as the next.
-std::uint64_t log_uniform(std::mt19937_64& random, std::uint64_t low, std::uint64_t high) {
-  std::uniform_real_distribution<double> d(std::log(static_cast<double>(low)),
-                                           std::log(static_cast<double>(high) + 1.0));
-  return std::clamp(static_cast<std::uint64_t>(std::exp(d(random))), low, high);
-}
+using test::chance;
+using test::env_number;
+using test::log_uniform;
+using test::uniform;
 
 /// The test's own reading of accept-types (§8.6), for the simple lowercase types it uses.
 bool accepts(const std::vector<std::string>& accepted, std::string_view type) {

@@ -75,6 +75,7 @@
 #include <thread>
 #include <vector>
 
+#include "../random_workload.hpp"
 #include "msrp/digest.hpp"
 #include "msrp/net/hash.hpp"
 #include "msrp/net/node.hpp"
@@ -98,26 +99,10 @@ constexpr auto patience = 30s;
 constexpr auto transaction_timeout = 10s;
 constexpr auto report_timeout = 10s;
 
-std::uint64_t env_number(const char* name, std::uint64_t fallback) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') return fallback;
-  return std::strtoull(value, nullptr, 10);
-}
-
-std::uint64_t uniform(std::mt19937_64& random, std::uint64_t low, std::uint64_t high) {
-  return std::uniform_int_distribution<std::uint64_t>(low, high)(random);
-}
-
-bool chance(std::mt19937_64& random, double p) {
-  return std::bernoulli_distribution(p)(random);
-}
-
-/// Roughly log-uniform in [low, high]: each order of magnitude about as likely as the next.
-std::uint64_t log_uniform(std::mt19937_64& random, std::uint64_t low, std::uint64_t high) {
-  std::uniform_real_distribution<double> d(std::log(static_cast<double>(low)),
-                                           std::log(static_cast<double>(high) + 1.0));
-  return std::clamp(static_cast<std::uint64_t>(std::exp(d(random))), low, high);
-}
+using test::chance;
+using test::env_number;
+using test::log_uniform;
+using test::uniform;
 
 // --- Bodies: byte i of a message is a function of its key and i ----------------------------
 

@@ -958,6 +958,21 @@ std::string random_bytes(std::size_t size, std::uint64_t seed) {
   return out;
 }
 
+/// Sends `head`, `total` bytes of copies of `piece` and the end-line over `wire` from a thread
+/// of its own, each send waiting up to `timeout` (the relay may hold the sender back); at the
+/// end `sent_all` says whether everything went.
+std::thread send_in_pieces(wire_client& wire, const message& head, const std::string& piece,
+                           std::size_t total, std::chrono::milliseconds timeout,
+                           std::atomic<bool>& sent_all) {
+  return std::thread([&wire, &head, &piece, total, timeout, &sent_all] {
+    bool ok = wire.send(serialize_head(head));
+    wire.set_timeout(timeout);
+    for (std::size_t at = 0; ok && at < total; at += piece.size())
+      ok = wire.send(piece);
+    sent_all = ok && wire.send(serialize_end(head, end_flag::complete));
+  });
+}
+
 /// `who` sends `to` a short text on `from_wire`; true once `to` got it (on `to_wire`) and
 /// answered it, and the sender got its 200.
 bool delivers(wire_client& from_wire, const account& who, wire_client& to_wire, const account& to,
@@ -1042,14 +1057,8 @@ TEST_F(RelayServer, SlowReaderHoldsTheSenderBackAndLosesNothing) {
   const auto piece = random_bytes(64 * 1024, 43);
   const auto head = big_send("slow0001", path_between(a, b), a.uri, "msg-slow", total);
   std::atomic<bool> sent_all = false;
-  std::thread sender([&] {
-    bool ok = alice_wire.send(serialize_head(head));
-    // A sender held back blocks in send(): no timeout while the test holds Bob still.
-    alice_wire.set_timeout(60s);
-    for (std::size_t at = 0; ok && at < total; at += piece.size())
-      ok = alice_wire.send(piece);
-    sent_all = ok && alice_wire.send(serialize_end(head, end_flag::complete));
-  });
+  // A sender held back blocks in send(): no timeout while the test holds Bob still.
+  auto sender = send_in_pieces(alice_wire, head, piece, total, 60s, sent_all);
 
   // Bob reads nothing until the relay stops passing Alice's bytes on; meanwhile the relay's
   // queue stays within its output window and one read of Alice (64 KiB).
@@ -1114,13 +1123,7 @@ TEST_F(RelayServer, StalledReaderIsClosedAfterTheWriteTimeout) {
   const auto piece = random_bytes(64 * 1024, 59);
   const auto head = big_send("stuck001", path_between(a, b), a.uri, "msg-stuck", total);
   std::atomic<bool> sent_all = false;
-  std::thread sender([&] {
-    bool ok = alice_wire.send(serialize_head(head));
-    alice_wire.set_timeout(30s);
-    for (std::size_t at = 0; ok && at < total; at += piece.size())
-      ok = alice_wire.send(piece);
-    sent_all = ok && alice_wire.send(serialize_end(head, end_flag::complete));
-  });
+  auto sender = send_in_pieces(alice_wire, head, piece, total, 30s, sent_all);
   // The relay gives up on Bob: his session ends, and Alice's bytes are read and dropped.
   EXPECT_TRUE(settles([](const relay::stats& s) { return s.sessions == 1; }, 10s));
   sender.join();

@@ -1,0 +1,35 @@
+// Draws for the randomized nothing-lost tests (tests/endpoint_test.cpp in memory,
+// tests/net/nothing_lost_test.cpp through relays): seeded, so a failing seed replays.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+
+namespace msrp::test {
+
+/// The number in environment variable `name`, or `fallback` when it is unset or empty.
+inline std::uint64_t env_number(const char* name, std::uint64_t fallback) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return fallback;
+  return std::strtoull(value, nullptr, 10);
+}
+
+inline std::uint64_t uniform(std::mt19937_64& random, std::uint64_t low, std::uint64_t high) {
+  return std::uniform_int_distribution<std::uint64_t>(low, high)(random);
+}
+
+inline bool chance(std::mt19937_64& random, double p) {
+  return std::bernoulli_distribution(p)(random);
+}
+
+/// Roughly log-uniform in [low, high]: each order of magnitude about as likely as the next.
+inline std::uint64_t log_uniform(std::mt19937_64& random, std::uint64_t low, std::uint64_t high) {
+  std::uniform_real_distribution<double> d(std::log(static_cast<double>(low)),
+                                           std::log(static_cast<double>(high) + 1.0));
+  return std::clamp(static_cast<std::uint64_t>(std::exp(d(random))), low, high);
+}
+
+}  // namespace msrp::test
