@@ -3133,7 +3133,6 @@ TEST(EndpointPacing, RefusalOfAPausedMessageArrives) {
 // messages grow to 64 MiB instead of 4 MiB.
 
 using test::chance;
-using test::env_number;
 using test::log_uniform;
 using test::uniform;
 
@@ -3678,11 +3677,7 @@ void nothing_lost_run::run() {
 }
 
 TEST(EndpointRandom, NothingLost) {
-  const auto one = env_number("MSRP_SEED", 0);
-  const auto count = env_number("MSRP_SEEDS", 200);
-  const bool big = env_number("MSRP_BIG", 0) != 0;
-  const auto first = one != 0 ? one : 1;
-  const auto last = one != 0 ? one : count;
+  const auto [first, last, big] = test::seeds_from_env("MSRP", 200);
   run_totals totals;
   for (auto seed = first; seed <= last; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed) +

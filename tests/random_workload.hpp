@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <random>
+#include <string>
 
 namespace msrp::test {
 
@@ -15,6 +16,18 @@ inline std::uint64_t env_number(const char* name, std::uint64_t fallback) {
   const char* value = std::getenv(name);
   if (value == nullptr || *value == '\0') return fallback;
   return std::strtoull(value, nullptr, 10);
+}
+
+/// The seeds a randomized test runs: PREFIX_SEED=n replays seed n alone, PREFIX_SEEDS=n runs
+/// seeds 1 to n (`count` when unset); PREFIX_BIG=1 asks for the big sizes.
+struct seed_plan {
+  std::uint64_t first = 1, last = 1;
+  bool big = false;
+};
+inline seed_plan seeds_from_env(const std::string& prefix, std::uint64_t count) {
+  const auto one = env_number((prefix + "_SEED").c_str(), 0);
+  const auto last = one != 0 ? one : env_number((prefix + "_SEEDS").c_str(), count);
+  return {one != 0 ? one : 1, last, env_number((prefix + "_BIG").c_str(), 0) != 0};
 }
 
 inline std::uint64_t uniform(std::mt19937_64& random, std::uint64_t low, std::uint64_t high) {

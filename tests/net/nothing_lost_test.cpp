@@ -100,7 +100,6 @@ constexpr auto transaction_timeout = 10s;
 constexpr auto report_timeout = 10s;
 
 using test::chance;
-using test::env_number;
 using test::log_uniform;
 using test::uniform;
 
@@ -1075,11 +1074,7 @@ void nothing_lost_run::run() {
 }
 
 void run_seeds(int relays) {
-  const auto one = env_number("MSRP_NOTHING_LOST_SEED", 0);
-  const auto count = env_number("MSRP_NOTHING_LOST_SEEDS", 3);
-  const bool big = env_number("MSRP_NOTHING_LOST_BIG", 0) != 0;
-  const auto first = one != 0 ? one : 1;
-  const auto last = one != 0 ? one : count;
+  const auto [first, last, big] = test::seeds_from_env("MSRP_NOTHING_LOST", 3);
   totals sums;
   for (auto seed = first; seed <= last; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed) +
