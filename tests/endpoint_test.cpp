@@ -3344,16 +3344,7 @@ void nothing_lost_run::add_piece(reception& rx, const events::message_piece& pie
   }
   EXPECT_TRUE(piece.bytes == bytes_of(m.body, piece.offset, piece.bytes.size()))
       << "message " << m.id << " corrupted at offset " << piece.offset;
-  auto begin = piece.offset;
-  auto end = piece.offset + piece.bytes.size();
-  auto it = rx.covered.upper_bound(begin);
-  if (it != rx.covered.begin() && std::prev(it)->second >= begin) --it;
-  while (it != rx.covered.end() && it->first <= end) {
-    begin = std::min(begin, it->first);
-    end = std::max(end, it->second);
-    it = rx.covered.erase(it);
-  }
-  if (end > begin) rx.covered[begin] = end;
+  test::cover(rx.covered, piece.offset, piece.offset + piece.bytes.size());
 }
 
 void nothing_lost_run::observe(side s, const event& e) {

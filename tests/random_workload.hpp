@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
+#include <map>
 #include <random>
 #include <string>
 
@@ -43,6 +45,19 @@ inline std::uint64_t log_uniform(std::mt19937_64& random, std::uint64_t low, std
   std::uniform_real_distribution<double> d(std::log(static_cast<double>(low)),
                                            std::log(static_cast<double>(high) + 1.0));
   return std::clamp(static_cast<std::uint64_t>(std::exp(d(random))), low, high);
+}
+
+/// Adds the byte range [begin, end) to `covered` (begin -> end, merged, none touching).
+inline void cover(std::map<std::uint64_t, std::uint64_t>& covered, std::uint64_t begin,
+                  std::uint64_t end) {
+  auto it = covered.upper_bound(begin);
+  if (it != covered.begin() && std::prev(it)->second >= begin) --it;
+  while (it != covered.end() && it->first <= end) {
+    begin = std::min(begin, it->first);
+    end = std::max(end, it->second);
+    it = covered.erase(it);
+  }
+  if (end > begin) covered[begin] = end;
 }
 
 }  // namespace msrp::test

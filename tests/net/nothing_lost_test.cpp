@@ -733,16 +733,7 @@ void nothing_lost_run::on_bob(const node_event& e) {
       ADD_FAILURE() << "message " << m.index << " corrupted in the piece at " << piece->offset;
       return;  // not counted as covered: its completion then fails as incomplete
     }
-    auto begin = piece->offset;
-    auto end = piece->offset + piece->bytes.size();
-    auto it = rx.covered.upper_bound(begin);
-    if (it != rx.covered.begin() && std::prev(it)->second >= begin) --it;
-    while (it != rx.covered.end() && it->first <= end) {
-      begin = std::min(begin, it->first);
-      end = std::max(end, it->second);
-      it = rx.covered.erase(it);
-    }
-    if (end > begin) rx.covered[begin] = end;
+    test::cover(rx.covered, piece->offset, piece->offset + piece->bytes.size());
     return;
   }
   if (const auto* done = std::get_if<events::message_completed>(ev)) {
