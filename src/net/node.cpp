@@ -132,7 +132,9 @@ struct transport {
   struct connection {
     std::shared_ptr<alarms> wake;
     std::function<void()> close_socket;
-    std::error_code error{};  // the first reason it ended
+    tcp::socket* socket = nullptr;  // plain TCP only: for `flush`; the coroutines own it
+    bool writer_parked = false;     // the writer sleeps with nothing to write
+    std::error_code error{};        // the first reason it ended
     bool closing = false;
     bool finish = false;  // close once the output is written
     int running = 2;      // reader and writer
@@ -227,6 +229,7 @@ struct transport {
     derived().core().advance(clock::now());
     derived().collect();
     derived().wake_ready();
+    derived().collect();  // what output written in `wake_ready` let a paused sender pass on
   }
 
   /// Wakes the writer and, if paused, the reader of `id`: they look again at the core.
@@ -237,6 +240,27 @@ struct transport {
   void wake_all() {
     for (auto& [id, c] : connections)
       c.wake->ring();
+  }
+
+  /// Writes `id`'s output at once if its writer sleeps and the socket takes all of it without
+  /// waiting (plain TCP): a small frame goes out with no wake-up, no coroutine switch and no
+  /// timer. Otherwise the writer is woken to write, wait for room, or find the error. A paused
+  /// reader is woken either way: its input may flow again.
+  void flush(connection_id id) {
+    const auto found = connections.find(id);
+    if (found == connections.end()) return;
+    auto& c = found->second;
+    c.wake->reader.cancel();
+    if (c.socket && c.writer_parked && !c.closing && !c.finish) {
+      auto& core = derived().core();
+      boost::system::error_code error;
+      if (const auto out = core.output(id); !out.empty()) {
+        const auto n = write_now(*c.socket, out, error);
+        if (n > 0) core.consume_output(id, n);
+      }
+      if (!error && core.output(id).empty()) return;
+    }
+    c.wake->writer.cancel();
   }
 
   /// Closes `id` once its output is written.
@@ -318,6 +342,23 @@ struct transport {
     co_return std::pair(boost::system::error_code{}, filled);
   }
 
+  /// Writes what the socket takes of `out` now, without waiting (none if it would block). Most
+  /// writes end here, with no wait and no timer armed for them.
+  static std::size_t write_now(tcp::socket& socket, std::string_view out,
+                               boost::system::error_code& error) {
+    if (!socket.non_blocking()) socket.non_blocking(true, error);
+    const auto n = error ? 0 : socket.write_some(asio::buffer(out.data(), out.size()), error);
+    if (error == asio::error::would_block) error.clear();
+    return n;
+  }
+
+  /// Over TLS nothing is written here: a TLS write that would block has already consumed its
+  /// bytes into a record, so TLS writes always go through the stream's own wait.
+  static std::size_t write_now(ssl::stream<tcp::socket>&, std::string_view,
+                               boost::system::error_code&) {
+    return 0;
+  }
+
   template <class Stream>
   asio::awaitable<void> reader(connection_id id, std::shared_ptr<Stream> stream,
                                std::shared_ptr<alarms> wake) {
@@ -355,21 +396,29 @@ struct transport {
       derived().core().advance(clock::now());
       const auto out = derived().core().output(id);
       if (out.empty()) {
-        if (connections.at(id).finish) break;
+        auto& c = connections.at(id);  // map entries stay put; this one outlives the writer
+        if (c.finish) break;
+        c.writer_parked = true;
         wake->writer.expires_at(asio::steady_timer::time_point::max());
         co_await wake->writer.async_wait(use);
+        c.writer_parked = false;
         continue;
       }
-      // A write that stalls (the peer stopped reading) ends the connection.
-      asio::steady_timer stall(io, write_timeout);
-      const auto written =
-          co_await (asio::async_write(*stream, asio::buffer(out.data(), out.size()), use) ||
-                    stall.async_wait(use));
-      if (written.index() == 1) {
-        error = net_errc::write_timeout;
-        break;
+      boost::system::error_code failure;
+      auto n = write_now(*stream, out, failure);
+      const bool at_once = n > 0;
+      if (!failure && n == 0) {
+        // A write that stalls (the peer stopped reading) ends the connection.
+        asio::steady_timer stall(io, write_timeout);
+        const auto written =
+            co_await (asio::async_write(*stream, asio::buffer(out.data(), out.size()), use) ||
+                      stall.async_wait(use));
+        if (written.index() == 1) {
+          error = net_errc::write_timeout;
+          break;
+        }
+        std::tie(failure, n) = std::get<0>(written);
       }
-      const auto [failure, n] = std::get<0>(written);
       if (failure) {
         error = failure;
         break;
@@ -377,6 +426,9 @@ struct transport {
       derived().core().advance(clock::now());
       derived().core().consume_output(id, n);
       drain();
+      // Written without a wait: let the other connections and the core's callers have their
+      // turn before writing more (a core with output ready at every call would hold the thread).
+      if (at_once) co_await asio::post(io, use);
     }
     stopped(id, error);
   }
@@ -385,10 +437,14 @@ struct transport {
   template <class Stream>
   void serve(connection_id id, std::shared_ptr<Stream> stream) {
     auto wake = std::make_shared<alarms>(io);
-    connections.emplace(id, connection{wake, [stream] {
-                                         boost::system::error_code ignored;
-                                         stream->lowest_layer().close(ignored);
-                                       }});
+    auto& c = connections
+                  .emplace(id, connection{wake,
+                                          [stream] {
+                                            boost::system::error_code ignored;
+                                            stream->lowest_layer().close(ignored);
+                                          }})
+                  .first->second;
+    if constexpr (std::is_same_v<Stream, tcp::socket>) c.socket = stream.get();
     asio::co_spawn(io, reader(id, stream, wake), asio::detached);
     asio::co_spawn(io, writer(id, stream, wake), asio::detached);
   }
@@ -629,7 +685,7 @@ struct relay_server::state : transport<relay_server::state> {
   }
   void wake_ready() {
     while (const auto id = engine.next_ready())
-      wake(*id);
+      flush(*id);
   }
   connection_id new_id() { return next_connection++; }
 
