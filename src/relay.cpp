@@ -18,6 +18,9 @@ constexpr std::uint64_t min_interrupted_chunk = 2048;
 // A chunk whose sender has sent nothing for this long is interrupted for frames waiting behind
 // it however short it is: §7.1.1's 2048 octets are a SHOULD, for senders that send.
 constexpr auto stalled_chunk = std::chrono::seconds(1);
+// Output capacity a connection keeps once all of it was written: room for the frames of a
+// steady stream of small messages, so that they allocate nothing.
+constexpr std::size_t kept_output = 4096;
 // Nonces one connection may hold: two challenges (two algorithms each) and a nextnonce.
 constexpr std::size_t max_nonces = 8;
 
@@ -43,6 +46,48 @@ std::string lower(std::string_view text) {
 
 bool same_path(const std::vector<uri>& a, const std::vector<uri>& b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+/// A first-in first-out queue that allocates nothing until something is put in it, and then
+/// keeps its storage for the next items: most of a connection's queues stay empty, and a
+/// libstdc++ deque allocates 512 bytes as soon as it is constructed.
+template <class T>
+class fifo {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  std::size_t size() const { return items_.size() - head_; }
+  T& front() { return items_[head_]; }
+  const T& front() const { return items_[head_]; }
+  T& back() { return items_.back(); }
+  auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() { return items_.end(); }
+  auto begin() const { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() const { return items_.end(); }
+  void push_back(T item) { items_.push_back(std::move(item)); }
+  void pop_front() {
+    items_[head_++] = T{};
+    if (head_ == items_.size()) return clear();
+    // The slots before `head_` are reused once they are half of the storage: O(1) amortized.
+    if (2 * head_ >= items_.size()) {
+      items_.erase(items_.begin(), begin());
+      head_ = 0;
+    }
+  }
+  void clear() {
+    items_.clear();
+    head_ = 0;
+  }
+  /// Removes every item equal to `item`.
+  void remove(const T& item) { items_.erase(std::remove(begin(), end(), item), end()); }
+
+ private:
+  std::vector<T> items_;
+  std::size_t head_ = 0;
+};
+
+/// Gives the storage of `s` back.
+void give_back(std::string& s) {
+  std::string().swap(s);
 }
 
 }  // namespace
@@ -131,13 +176,14 @@ struct relay::state {
     unsigned failures = 0;
     // Input: frames received, in order; only the front one can own a target.
     // Shared: whoever works on one keeps it alive while what it calls may finish and drop it.
-    std::deque<std::shared_ptr<forward>> forwards;
-    std::optional<local> handling;      // the request being received, when not forwarded
-    std::optional<awaiting> lookup;     // input waits (in `unparsed`) while it is set
+    fifo<std::shared_ptr<forward>> forwards;
+    // Rarely set, so held by pointer: an idle connection does not carry their room.
+    std::unique_ptr<local> handling;    // the request being received, when not forwarded
+    std::unique_ptr<awaiting> lookup;   // input waits (in `unparsed`) while it is set
     std::string unparsed;               // received bytes the parser left unconsumed
-    std::deque<std::string> nonces;     // issued to it, oldest first (some may have expired)
+    fifo<std::string> nonces;           // issued to it, oldest first (some may have expired)
     std::vector<std::string> sessions;  // ids of the sessions opened on it (some may be gone)
-    std::optional<paths> routed;        // the paths of the last request routed from it
+    std::unique_ptr<paths> routed;      // the paths of the last request routed from it
     // Slow senders: when the frame being received began (unset between frames), whether it is
     // a SEND whose head is complete (its body has no overall deadline), where the last frame
     // ended, and when input last came or was let in.
@@ -154,9 +200,12 @@ struct relay::state {
     // all are written, so the caller's view stays valid while `out` grows.
     std::string writing;
     std::size_t written = 0;
-    forward* owner = nullptr;           // the forward whose chunk is open in `out`
-    std::deque<std::string> urgent;     // frames waiting for the open chunk to end
-    std::deque<connection_id> waiters;  // sources whose front forward waits for `out`
+    // The relay answered a request it handled itself (an AUTH, a refusal): a client mostly
+    // waits after that, so its output buffers are given back once all is written.
+    bool quiet = false;
+    forward* owner = nullptr;     // the forward whose chunk is open in `out`
+    fifo<std::string> urgent;     // frames waiting for the open chunk to end
+    fifo<connection_id> waiters;  // sources whose front forward waits for `out`
     std::unordered_map<std::string, pending> pendings;
 
     connection(connection_id identity, const parser::limits& limits) : id(identity), wire(limits) {}
@@ -357,9 +406,20 @@ struct relay::state {
     mark(c);
   }
 
+  /// All of `c`'s output was written. One buffer is enough until output comes faster than it
+  /// is written (then `output` hands one out while the other fills), and none once it grew
+  /// large or the connection goes quiet.
+  void drained(connection& c) {
+    if (c.out.capacity() < c.writing.capacity()) c.out.swap(c.writing);
+    give_back(c.writing);
+    if (c.quiet || c.out.capacity() > kept_output) give_back(c.out);
+    c.quiet = false;
+  }
+
   /// Answers the request `head` received on `c` (RFC 4975 §7.2).
   void respond(connection& c, const message& head, int code, std::string_view comment,
                std::vector<header_field> extra = {}) {
+    c.quiet = true;
     message response;
     response.transaction_id = head.transaction_id;
     response.status_code = code;
@@ -644,7 +704,7 @@ struct relay::state {
       return close(c);
     }
     if (head.method == "AUTH" && p->to.size() == 1) {
-      c.handling = local{head, 0, {}};
+      c.handling = std::make_unique<local>(local{head, 0, {}});
       // Only requests passing through repeat their paths: an idle session keeps none.
       c.routed.reset();
       return;
@@ -658,11 +718,12 @@ struct relay::state {
     const auto to = head.header("To-Path");
     const auto from = head.header("From-Path");
     if (!to || !from) return nullptr;
-    if (c.routed && c.routed->to_text == *to && c.routed->from_text == *from) return &*c.routed;
+    if (c.routed && c.routed->to_text == *to && c.routed->from_text == *from) return c.routed.get();
     auto to_uris = parse_path(*to);
     auto from_uris = parse_path(*from);
     if (!to_uris || !from_uris) return nullptr;
-    auto& p = c.routed.emplace();
+    if (!c.routed) c.routed = std::make_unique<paths>();
+    auto& p = *c.routed;
     p.to_text = *to;
     p.from_text = *from;
     p.to_formatted = format_path(*to_uris);
@@ -674,7 +735,7 @@ struct relay::state {
 
   /// Refuses the request being received on `c` with `code` once it has arrived.
   void refuse(connection& c, const message& head, int code, std::string comment) {
-    c.handling = local{head, code, std::move(comment)};
+    c.handling = std::make_unique<local>(local{head, code, std::move(comment)});
   }
 
   /// §6.4: where a request goes, and the forward that takes it there.
@@ -791,10 +852,14 @@ struct relay::state {
     // A response ends here: its end-line belongs to no request of this connection.
     if (!c.wire.head().is_request()) return;
     if (c.handling) {
-      auto request = std::move(*c.handling);
-      c.handling.reset();
-      if (request.answer == 0) return authenticate(c, request.head);
-      return refuse_now(c, request);
+      const auto request = std::move(c.handling);
+      // The connection mostly goes quiet after a request the relay handles itself (a client
+      // waits for its AUTH's answer, and then for its peer): the head the parser keeps for
+      // reuse is given back (an AUTH's is large), the next frame starts a new one.
+      c.wire = parser(settings.limits);
+      c.frame_end = 0;
+      if (request->answer == 0) return authenticate(c, request->head);
+      return refuse_now(c, *request);
     }
     if (c.forwards.empty()) return;
     const auto f = c.forwards.back();
@@ -895,7 +960,7 @@ struct relay::state {
     const auto ticket = next_ticket++;
     lookups.emplace(ticket, c.id);
     actions.emplace_back(relay_actions::lookup{ticket, c.id, cr.username, cr.realm, cr.algorithm});
-    c.lookup = awaiting{ticket, head, std::move(cr)};
+    c.lookup = std::make_unique<awaiting>(awaiting{ticket, head, std::move(cr)});
   }
 
   /// The store answered the lookup of the AUTH `head` on `c`.
@@ -1051,7 +1116,11 @@ struct relay::state {
       }
       if (c.lookup || (e.kind == kind::need_more && e.consumed == 0)) break;
     }
-    c.unparsed = std::string(bytes.substr(at));
+    if (at == bytes.size()) {
+      give_back(c.unparsed);  // an empty string keeps its storage when assigned to
+    } else {
+      c.unparsed = std::string(bytes.substr(at));
+    }
     // A frame is begun once bytes of it were consumed or wait unparsed.
     if (c.wire.offset() == c.frame_end && c.unparsed.empty()) {
       c.frame_began.reset();
@@ -1099,7 +1168,7 @@ struct relay::state {
     counters.sessions = sessions.size();
     // What it was sending: a chunk open elsewhere is aborted (RFC 4975 §7.1: `#`).
     for (auto& f : c->forwards) {
-      if (auto* target = find(f->target)) std::erase(target->waiters, id);
+      if (auto* target = find(f->target)) target->waiters.remove(id);
     }
     for (auto& f : c->forwards) {
       auto* target = find(f->target);
@@ -1310,11 +1379,10 @@ void relay::credentials(std::uint64_t ticket, credential_answer answer) {
   auto* c = st.find(found->second);
   st.lookups.erase(found);
   if (!c || !c->lookup || c->lookup->ticket != ticket) return;
-  auto request = std::move(*c->lookup);
-  c->lookup.reset();
+  const auto request = std::move(c->lookup);
   st.resume(*c);  // its input may flow again
   if (c->closing) return;
-  st.looked_up(*c, request.head, request.credentials, answer);
+  st.looked_up(*c, request->head, request->credentials, answer);
   // The input held back meanwhile.
   if (c->closing || c->lookup || c->unparsed.empty()) return;
   std::string held;
@@ -1332,8 +1400,12 @@ std::string_view relay::output(connection_id connection) {
   if (!c || c->connecting) return {};
   if (c->written == c->writing.size()) {
     c->writing.clear();
-    c->writing.swap(c->out);
     c->written = 0;
+    if (c->out.empty()) {
+      state_->drained(*c);
+      return {};
+    }
+    c->writing.swap(c->out);
   }
   return std::string_view(c->writing).substr(c->written);
 }
