@@ -229,6 +229,7 @@ struct relay::state {
   // wakes only these, not every connection after every event.
   std::vector<connection_id> ready;
   stats counters;
+  message reply;  // the response being written (`send_response`)
 
   // Deadlines in a heap, soonest first: a due one costs O(log n), however many there are. One
   // is not removed when its thing goes or gets a later deadline (a transaction answered, a
@@ -395,15 +396,22 @@ struct relay::state {
 
   // --- Writing
 
-  /// Puts a whole frame into `c`'s output, or queues it behind the chunk open there.
-  void emit(connection& c, std::string bytes) {
-    if (c.owner) {
-      c.urgent.push_back(std::move(bytes));
-      service(c);
+  /// Puts the frame `m`, which has no body, into `c`'s output, or queues it behind the chunk
+  /// open there.
+  void emit(connection& c, const message& m) {
+    const auto write = [&](std::string& out) {
+      serialize_head(m, out);
+      serialize_end(m, end_flag::complete, out);
+    };
+    if (!c.owner) {
+      write(c.out);
+      mark(c);
       return;
     }
-    c.out += bytes;
-    mark(c);
+    std::string bytes;
+    write(bytes);
+    c.urgent.push_back(std::move(bytes));
+    service(c);
   }
 
   /// All of `c`'s output was written. One buffer is enough until output comes faster than it
@@ -420,18 +428,9 @@ struct relay::state {
   void respond(connection& c, const message& head, int code, std::string_view comment,
                std::vector<header_field> extra = {}) {
     c.quiet = true;
-    message response;
-    response.transaction_id = head.transaction_id;
-    response.status_code = code;
-    response.comment = std::string(comment);
     const auto from = head.header("From-Path").value_or("");
-    response.headers.push_back(
-        {"To-Path", std::string(head.method == "SEND" ? first_hop(from) : from)});
-    response.headers.push_back(
-        {"From-Path", std::string(first_hop(head.header("To-Path").value_or("")))});
-    for (auto& field : extra)
-      response.headers.push_back(std::move(field));
-    emit(c, serialize(response).to_string());
+    send_response(c, head.transaction_id, head.method == "SEND" ? first_hop(from) : from,
+                  first_hop(head.header("To-Path").value_or("")), code, comment, std::move(extra));
   }
 
   /// Answers a forwarded request's sender, once, as its Failure-Report allows (§7.2).
@@ -450,21 +449,26 @@ struct relay::state {
     }
     if (f.failure_report == report_mode::no) return;
     if (code == 200 && f.failure_report == report_mode::partial) return;
-    send_response(*source, f.in_tid, std::string(first_hop(f.reply_path)), f.self, code,
+    send_response(*source, f.in_tid, first_hop(f.reply_path), f.self, code,
                   code == 200 ? "OK" : f.failure_comment);
   }
 
-  void send_response(connection& c, std::string tid, std::string to, std::string from, int code,
-                     std::string comment, std::vector<header_field> extra = {}) {
-    message response;
-    response.transaction_id = std::move(tid);
-    response.status_code = code;
-    response.comment = std::move(comment);
-    response.headers.push_back({"To-Path", std::move(to)});
-    response.headers.push_back({"From-Path", std::move(from)});
+  /// Writes a response to `c` (RFC 4975 §7.2). It is built in `reply`, whose strings keep their
+  /// storage from one response to the next: the relay answers most SENDs itself.
+  void send_response(connection& c, std::string_view tid, std::string_view to,
+                     std::string_view from, int code, std::string_view comment,
+                     std::vector<header_field> extra = {}) {
+    reply.transaction_id.assign(tid);
+    reply.status_code = code;
+    reply.comment.assign(comment);
+    reply.headers.resize(2);
+    reply.headers[0].name.assign("To-Path");
+    reply.headers[0].value.assign(to);
+    reply.headers[1].name.assign("From-Path");
+    reply.headers[1].value.assign(from);
     for (auto& field : extra)
-      response.headers.push_back(std::move(field));
-    emit(c, serialize(response).to_string());
+      reply.headers.push_back(std::move(field));
+    emit(c, reply);
   }
 
   /// A failure REPORT to the sender of the SEND `f`, for its chunk `range` (RFC 4975 §7.1.2,
@@ -485,7 +489,7 @@ struct relay::state {
     ++counters.reports_generated;
     notice(f.source, "REPORT " + std::to_string(code) + " for message " + message_id + " to " +
                          f.reply_path + ": " + comment);
-    emit(*c, serialize(head).to_string());
+    emit(*c, head);
   }
 
   // --- Forwarding: the target's output
@@ -506,14 +510,14 @@ struct relay::state {
     f.head.transaction_id = make_transaction_id(random);
     if (f.is_send) f.head.set_header("Byte-Range", outgoing_range(f).to_string());
     f.chunk_start = f.forwarded;
-    target.out += serialize_head(f.head);
+    serialize_head(f.head, target.out);
     mark(target);
     ++counters.frames_relayed;
   }
 
   /// Ends `f`'s chunk in its target's output with `flag` and books its transaction.
   void close_chunk(connection& target, forward& f, end_flag flag) {
-    target.out += serialize_end(f.head, flag);
+    serialize_end(f.head, flag, target.out);
     mark(target);
     const bool expects_response =
         f.is_send ? f.failure_report != report_mode::no : f.head.method != "REPORT";

@@ -14,12 +14,19 @@ bool has_body(const message& m) {
 }  // namespace
 
 std::string serialize_head(const message& m) {
+  std::string out;
+  serialize_head(m, out);
+  return out;
+}
+
+void serialize_head(const message& m, std::string& out) {
   // RFC 4975 §9: req-start / resp-start, then `hname ":" SP hval CRLF` for each field.
   std::size_t size = 5 + m.transaction_id.size() + 1 + m.method.size() + 4 + m.comment.size() + 4;
   for (const auto& field : m.headers)
     size += field.name.size() + 2 + field.value.size() + 2;
-  std::string out;
-  out.reserve(size);
+  // Grown once, and geometrically, as `append` would grow it, when `out` holds more frames.
+  if (out.capacity() < out.size() + size)
+    out.reserve(std::max(out.size() + size, 2 * out.capacity()));
   out += "MSRP ";
   out += m.transaction_id;
   out += ' ';
@@ -42,17 +49,21 @@ std::string serialize_head(const message& m) {
     out += "\r\n";
   }
   if (has_body(m)) out += "\r\n";
-  return out;
 }
 
 std::string serialize_end(const message& m, end_flag flag) {
+  std::string out;
+  serialize_end(m, flag, out);
+  return out;
+}
+
+void serialize_end(const message& m, end_flag flag, std::string& out) {
   // RFC 4975 §7.1: "If a body is present, the end-line MUST be preceded by a CRLF that is not
   // part of the body."
-  std::string out = has_body(m) ? "\r\n-------" : "-------";
+  out += has_body(m) ? "\r\n-------" : "-------";
   out += m.transaction_id;
   out += static_cast<char>(flag);
   out += "\r\n";
-  return out;
 }
 
 std::string frame::to_string() const {
