@@ -107,6 +107,26 @@ struct relay::state {
     clock::time_point expires{};
   };
 
+  // The To-Path and From-Path of the last request routed from a connection, parsed and
+  // formatted, and what the relay found out about them: a sender's requests mostly repeat
+  // them, so each pair is parsed and checked once, not per request. Shared with the forwards
+  // routed by them, which keep views into them.
+  struct paths {
+    std::string to_text;  // the header values as received
+    std::string from_text;
+    std::vector<uri> to;
+    std::vector<uri> from;
+    std::string to_formatted;  // format_path(to)
+    std::string from_formatted;
+    // Whether the first two To-Path URIs name this relay (`is_ours`), under the settings of
+    // when they were parsed: new settings or a new port drop every connection's paths.
+    bool first_ours = false;
+    bool second_ours = false;
+    // The session whose authenticated From-Path `from` was found to be (that of a session
+    // never changes).
+    std::string client_of;
+  };
+
   // A request passing through: received on `source`, written to `target`.
   struct forward : std::enable_shared_from_this<forward> {
     connection_id source = 0;
@@ -114,8 +134,9 @@ struct relay::state {
     message head;  // the outgoing head: paths rewritten; its tid is the current chunk's
     bool is_send = false;
     report_mode failure_report = report_mode::yes;
-    std::string reply_path;  // the request's From-Path as received
-    std::string self;        // our URI the request was addressed to
+    std::shared_ptr<const paths> route;  // what it was routed by, for these two views:
+    std::string_view reply_path;         // the request's From-Path as received
+    std::string_view self;               // our URI the request was addressed to
     std::string in_tid;
     byte_range range{};             // of the received chunk
     std::uint64_t forwarded = 0;    // body bytes written to the target
@@ -151,18 +172,6 @@ struct relay::state {
     clock::time_point deadline{};
   };
 
-  // The To-Path and From-Path of the last request routed from a connection, parsed and
-  // formatted: a sender's requests mostly repeat them, so each pair is parsed once, not per
-  // request.
-  struct paths {
-    std::string to_text;  // the header values as received
-    std::string from_text;
-    std::vector<uri> to;
-    std::vector<uri> from;
-    std::string to_formatted;  // format_path(to)
-    std::string from_formatted;
-  };
-
   struct connection {
     connection_id id = 0;
     parser wire;
@@ -183,7 +192,7 @@ struct relay::state {
     std::string unparsed;               // received bytes the parser left unconsumed
     fifo<std::string> nonces;           // issued to it, oldest first (some may have expired)
     std::vector<std::string> sessions;  // ids of the sessions opened on it (some may be gone)
-    std::unique_ptr<paths> routed;      // the paths of the last request routed from it
+    std::shared_ptr<paths> routed;      // the paths of the last request routed from it
     // Slow senders: when the frame being received began (unset between frames), whether it is
     // a SEND whose head is complete (its body has no overall deadline), where the last frame
     // ended, and when input last came or was let in.
@@ -347,6 +356,12 @@ struct relay::state {
 
   // --- Who is who
 
+  /// The names or ports of this relay changed: the `paths` checked under the old ones go.
+  void forget_paths() {
+    for (auto& [id, c] : connections)
+      c.routed.reset();
+  }
+
   /// True if `u` names this relay: its host or an alias, and one of its ports or none (§6.2).
   bool is_ours(const uri& u) const {
     const auto& host = u.host();
@@ -359,9 +374,9 @@ struct relay::state {
            settings.ports.end();
   }
 
-  /// The live session `u` names, if `u` is one of ours.
-  session* live_session(const uri& u) {
-    if (!is_ours(u) || u.session_id().empty()) return nullptr;
+  /// The live session `u` names, if `u` is one of ours (`ours`: `is_ours(u)`).
+  session* live_session(const uri& u, bool ours) {
+    if (!ours || u.session_id().empty()) return nullptr;
     const auto found = sessions.find(u.session_id());
     if (found == sessions.end() || found->second.expires <= now) return nullptr;
     return &found->second;
@@ -481,14 +496,14 @@ struct relay::state {
     message head;
     head.transaction_id = make_ident(random);
     head.method = "REPORT";
-    head.headers.push_back({"To-Path", f.reply_path});
-    head.headers.push_back({"From-Path", f.self});
+    head.headers.push_back({"To-Path", std::string(f.reply_path)});
+    head.headers.push_back({"From-Path", std::string(f.self)});
     head.headers.push_back({"Message-ID", message_id});
     head.headers.push_back({"Byte-Range", range.to_string()});
     head.headers.push_back({"Status", status_value(code, comment)});
     ++counters.reports_generated;
     notice(f.source, "REPORT " + std::to_string(code) + " for message " + message_id + " to " +
-                         f.reply_path + ": " + comment);
+                         std::string(f.reply_path) + ": " + comment);
     emit(*c, head);
   }
 
@@ -703,7 +718,7 @@ struct relay::state {
     const auto* p = paths_of(c, head);
     if (!p) return refuse(c, head, 400, "Bad Request");
     // RFC 4976 §6.2: a request not addressed to this relay drops the connection.
-    if (!is_ours(p->to.front())) {
+    if (!p->first_ours) {
       notice(c.id, "request " + head.transaction_id + " not addressed to this relay; closing");
       return close(c);
     }
@@ -713,11 +728,11 @@ struct relay::state {
       c.routed.reset();
       return;
     }
-    route(c, head, *p);
+    route(c, head);
   }
 
-  /// The To-Path and From-Path of `head`, received on `c`, parsed; null if either is missing
-  /// or malformed. The result stays valid until the next request of `c` is parsed.
+  /// The To-Path and From-Path of `head`, received on `c`, parsed (`c.routed`); null if either
+  /// is missing or malformed.
   const paths* paths_of(connection& c, const message& head) {
     const auto to = head.header("To-Path");
     const auto from = head.header("From-Path");
@@ -726,7 +741,8 @@ struct relay::state {
     auto to_uris = parse_path(*to);
     auto from_uris = parse_path(*from);
     if (!to_uris || !from_uris) return nullptr;
-    if (!c.routed) c.routed = std::make_unique<paths>();
+    // Forwards may still hold the old ones.
+    if (!c.routed || c.routed.use_count() > 1) c.routed = std::make_shared<paths>();
     auto& p = *c.routed;
     p.to_text = *to;
     p.from_text = *from;
@@ -734,6 +750,9 @@ struct relay::state {
     p.from_formatted = format_path(*from_uris);
     p.to = std::move(*to_uris);
     p.from = std::move(*from_uris);
+    p.first_ours = is_ours(p.to[0]);
+    p.second_ours = p.to.size() > 1 && is_ours(p.to[1]);
+    p.client_of.clear();
     return &p;
   }
 
@@ -743,9 +762,10 @@ struct relay::state {
   }
 
   /// §6.4: where a request goes, and the forward that takes it there.
-  void route(connection& c, const message& head, const paths& p) {
+  void route(connection& c, const message& head) {
+    auto& p = *c.routed;  // as `paths_of` just found them
     const auto& to = p.to;
-    auto* s = live_session(to.front());
+    auto* s = live_session(to.front(), p.first_ours);
     if (!s) return refuse(c, head, 481, "No Such Session");
     connection_id target = 0;
     const uri* next_hop = nullptr;
@@ -753,12 +773,16 @@ struct relay::state {
     std::size_t moved = 1;
     if (s->connection == c.id) {
       // The client sends: only from the path it authenticated (§6.4).
-      if (!same_path(p.from, s->client_path)) {
-        return refuse(c, head, 403, "From-Path is not the authenticated one");
+      const auto& id = to.front().session_id();
+      if (p.client_of != id) {
+        if (!same_path(p.from, s->client_path)) {
+          return refuse(c, head, 403, "From-Path is not the authenticated one");
+        }
+        p.client_of = id;
       }
       if (to.size() == 1) return refuse(c, head, 400, "No next hop in To-Path");
-      if (is_ours(to[1])) {
-        auto* other = live_session(to[1]);
+      if (p.second_ours) {
+        auto* other = live_session(to[1], true);
         if (!other) return refuse(c, head, 481, "No Such Session");
         target = other->connection;
         moved = 2;
@@ -816,8 +840,9 @@ struct relay::state {
       f->head.headers.insert(mime, {"Byte-Range", "1-*/*"});
     }
     f->failure_report = head.failure_report().value_or(report_mode::yes);
-    f->reply_path = std::string(head.header("From-Path").value_or(""));
-    f->self = std::string(self);
+    f->route = c.routed;
+    f->reply_path = p.from_text;
+    f->self = self;
     f->in_tid = head.transaction_id;
     f->range = head.byte_range().value_or(byte_range{});
     c.probation.reset();
@@ -915,7 +940,7 @@ struct relay::state {
     }
     ++counters.frames_relayed;
     send_response(*source, f.in_tid, f.reply_path,
-                  f.self + ' ' + std::string(head.header("From-Path").value_or("")),
+                  std::string(f.self) + ' ' + std::string(head.header("From-Path").value_or("")),
                   head.status_code, head.comment, std::move(extra));
   }
 
@@ -1327,10 +1352,12 @@ relay::~relay() = default;
 void relay::reconfigure(config settings) {
   settings.ports = std::move(state_->settings.ports);
   state_->settings = std::move(settings);
+  state_->forget_paths();
 }
 
 void relay::listening(std::uint16_t port) {
   state_->settings.ports.push_back(port);
+  state_->forget_paths();
 }
 
 void relay::accept(connection_id connection, const peer_info& peer) {
