@@ -1925,6 +1925,24 @@ TEST_P(Relay, RequestNotForThisRelayClosesConnection) {
   EXPECT_TRUE(h.closed(mallory_connection));
 }
 
+// The relay checks a sender's paths once while they repeat; new settings must not leave it
+// taking requests for a name it no longer has (RFC 4976 §6.2).
+TEST_P(Relay, RequestToANameTheRelayNoLongerHasClosesConnection) {
+  two_clients();
+  const auto send = [&](std::string tid) {
+    h.receive(alice_connection, send_text(tid, path_between(a, b), alice_uri, "m", "x"));
+  };
+  send("same0001");
+  ASSERT_EQ(h.take(bob_connection).size(), 1u);
+  auto renamed = h.settings();
+  renamed.host = "renamed.example.com";
+  renamed.aliases.clear();
+  h.core().reconfigure(renamed);
+  send("same0002");
+  EXPECT_TRUE(h.closed(alice_connection));
+  EXPECT_TRUE(h.take(bob_connection).empty());
+}
+
 // Found by the torture corpus (invalid.md, "Malformed request with Failure-Report no"): a
 // request that broke the stream was answered 400 despite Failure-Report `no` (RFC 4975 §7.2).
 TEST_P(Relay, DefectMalformedRequestAnsweredDespiteFailureReportNo) {
