@@ -542,8 +542,10 @@ struct relay::state {
     range.end = f.range.start + f.forwarded - 1;
     if (f.forwarded == f.chunk_start) range.end = range.start - 1;
     const auto deadline = now + settings.transaction_timeout;
-    target.pendings[f.head.transaction_id] = {f.shared_from_this(), range, deadline};
     schedule(deadline, timer_kind::transaction, target.id, f.head.transaction_id);
+    // The chunk's transaction id moves to its record: the next chunk gets a new one.
+    target.pendings.insert_or_assign(std::move(f.head.transaction_id),
+                                     pending{f.shared_from_this(), range, deadline});
   }
 
   void write_body(connection& target, forward& f, std::string_view bytes) {
