@@ -2,6 +2,7 @@
 #include "msrp/relay.hpp"
 
 #include <algorithm>
+#include <array>
 #include <deque>
 #include <map>
 #include <tuple>
@@ -101,8 +102,9 @@ struct relay::state {
     clock::time_point expires{};
   };
 
+  // A nonce issued to a connection, for one algorithm, single use (RFC 7616 §3.3).
   struct nonce_record {
-    connection_id connection = 0;
+    std::array<char, 32> value{};  // 128 bits as hex
     std::string algorithm;
     clock::time_point expires{};
   };
@@ -190,7 +192,7 @@ struct relay::state {
     std::unique_ptr<local> handling;    // the request being received, when not forwarded
     std::unique_ptr<awaiting> lookup;   // input waits (in `unparsed`) while it is set
     std::string unparsed;               // received bytes the parser left unconsumed
-    fifo<std::string> nonces;           // issued to it, oldest first (some may have expired)
+    fifo<nonce_record> nonces;          // issued to it, oldest first (some may have expired)
     std::vector<std::string> sessions;  // ids of the sessions opened on it (some may be gone)
     std::shared_ptr<paths> routed;      // the paths of the last request routed from it
     // Slow senders: when the frame being received began (unset between frames), whether it is
@@ -228,7 +230,6 @@ struct relay::state {
   std::map<connection_id, connection> connections;
   std::unordered_map<std::string, session> sessions;         // by session-id
   std::unordered_map<std::string, std::size_t> sessions_of;  // live sessions per user
-  std::unordered_map<std::string, nonce_record> nonces;
   std::unordered_map<std::string, connection_id> outgoing;   // by authority
   std::unordered_map<std::uint64_t, connection_id> lookups;  // by ticket, unanswered
   std::uint64_t next_ticket = 1;
@@ -245,12 +246,12 @@ struct relay::state {
   // session refreshed): it is acted on only while it still is that thing's deadline
   // (`current`), and dropped otherwise, when it comes to the top or when stale ones are
   // swept out (`schedule`).
-  enum class timer_kind { session, nonce, probation, stall, drip, transaction };
+  enum class timer_kind { session, probation, stall, drip, transaction };
   struct timer {
     clock::time_point at{};
     timer_kind kind = timer_kind::session;
     connection_id connection = 0;  // of a probation or a transaction
-    std::string key;               // the session-id, nonce or transaction id
+    std::string key;               // the session-id or transaction id
   };
   struct later {
     bool operator()(const timer& a, const timer& b) const { return a.at > b.at; }
@@ -382,31 +383,25 @@ struct relay::state {
     return &found->second;
   }
 
-  std::string make_nonce() {
-    // 128 bits from the injected CSPRNG, as hex (RFC 7616 §5.4, §5.12).
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string nonce;
-    for (int word = 0; word < 2; ++word) {
-      auto bits = random();
-      for (int i = 0; i < 16; ++i, bits >>= 4)
-        nonce += digits[bits & 15];
-    }
-    return nonce;
-  }
-
-  /// A fresh nonce for connection `c`. A connection holds at most `max_nonces` of them (the
-  /// oldest is forgotten first), so AUTHs without credentials cannot fill memory.
+  /// A fresh nonce for connection `c`: 128 bits from the injected CSPRNG, as hex (RFC 7616
+  /// §5.4, §5.12). Only `c` may use it, so it is kept there, not in a table of all (and needs
+  /// no deadline: it is checked when used). A connection holds at most `max_nonces` (the
+  /// oldest, or a used or expired one, is forgotten first), so AUTHs without credentials
+  /// cannot fill memory.
   std::string issue_nonce(connection& c, std::string_view algorithm) {
-    auto nonce = make_nonce();
-    const auto expires = now + settings.nonce_lifetime;
-    nonces[nonce] = {c.id, std::string(algorithm), expires};
-    schedule(expires, timer_kind::nonce, c.id, nonce);
-    c.nonces.push_back(nonce);
-    if (c.nonces.size() > max_nonces) {
-      nonces.erase(c.nonces.front());
+    static constexpr char digits[] = "0123456789abcdef";
+    nonce_record nonce{{}, std::string(algorithm), now + settings.nonce_lifetime};
+    for (std::size_t word = 0; word < 2; ++word) {
+      auto bits = random();
+      for (std::size_t i = 0; i < 16; ++i, bits >>= 4)
+        nonce.value[word * 16 + i] = digits[bits & 15];
+    }
+    while (!c.nonces.empty() &&
+           (c.nonces.size() == max_nonces || c.nonces.front().expires <= now)) {
       c.nonces.pop_front();
     }
-    return nonce;
+    c.nonces.push_back(std::move(nonce));
+    return std::string(c.nonces.back().value.data(), c.nonces.back().value.size());
   }
 
   // --- Writing
@@ -1015,9 +1010,10 @@ struct relay::state {
     // Right credentials: the nonce must be one we issued to this connection for this
     // algorithm, still fresh and unused; otherwise a new challenge marked stale (RFC 7616
     // §3.3), so a replayed Authorization never passes.
-    const auto nonce = nonces.find(cr.nonce);
-    if (nonce == nonces.end() || nonce->second.connection != c.id ||
-        nonce->second.algorithm != cr.algorithm || nonce->second.expires <= now) {
+    const auto nonce = std::find_if(c.nonces.begin(), c.nonces.end(), [&](const auto& n) {
+      return std::string_view(n.value.data(), n.value.size()) == cr.nonce;
+    });
+    if (nonce == c.nonces.end() || nonce->algorithm != cr.algorithm || nonce->expires <= now) {
       return challenge(c, head, true);
     }
     // §4.6: an Expires outside our bounds gets 423 (the nonce stays good for the retry).
@@ -1035,7 +1031,7 @@ struct relay::state {
                        {{"Max-Expires", std::to_string(settings.max_expires.count())}});
       }
     }
-    nonces.erase(nonce);  // single use
+    nonce->expires = {};  // single use
     auto from = head.from_path();
     if (!from) return respond(c, head, 400, "Bad Request");
     auto* s = open_session(c, cr.username, *from, granted);
@@ -1231,8 +1227,6 @@ struct relay::state {
         send_response(*source, f.in_tid, f.reply_path, f.self, 481, why);
       }
     }
-    for (const auto& nonce : c->nonces)
-      nonces.erase(nonce);
     if (c->lookup) lookups.erase(c->lookup->ticket);  // its answer, if it comes, is ignored
     if (c->outgoing) outgoing.erase(c->authority);
     connections.erase(id);
@@ -1242,8 +1236,8 @@ struct relay::state {
   // --- Time
 
   /// Acts on every deadline that fell due, in the order of a walk over everything: sessions,
-  /// nonces, then each connection by id: its probation, a stalled chunk, a slow sender, then
-  /// its transactions.
+  /// then each connection by id: its probation, a stalled chunk, a slow sender, then its
+  /// transactions.
   void run_timers() {
     std::vector<timer> due;
     while (!timers.empty() && timers.front().at <= now)
@@ -1269,10 +1263,6 @@ struct relay::state {
       case timer_kind::session: {
         const auto found = sessions.find(t.key);
         return found != sessions.end() && found->second.expires == t.at;
-      }
-      case timer_kind::nonce: {
-        const auto found = nonces.find(t.key);
-        return found != nonces.end() && found->second.expires == t.at;
       }
       case timer_kind::probation: {
         const auto* c = find(t.connection);
@@ -1306,9 +1296,6 @@ struct relay::state {
         sessions.erase(found);
         return;
       }
-      case timer_kind::nonce:
-        nonces.erase(t.key);
-        return;
       case timer_kind::probation:
         notice(t.connection, "no successful request within the probation time; closing");
         return close(*find(t.connection));
