@@ -134,6 +134,7 @@ struct relay::state {
     connection_id source = 0;
     connection_id target = 0;
     message head;  // the outgoing head: paths rewritten; its tid is the current chunk's
+    std::size_t range_field = 0;  // of a SEND: where in `head` its Byte-Range is
     bool is_send = false;
     report_mode failure_report = report_mode::yes;
     std::shared_ptr<const paths> route;  // what it was routed by, for these two views:
@@ -518,7 +519,7 @@ struct relay::state {
   /// Writes the head of `f`'s next chunk into its target's output.
   void open_chunk(connection& target, forward& f) {
     f.head.transaction_id = make_transaction_id(random);
-    if (f.is_send) f.head.set_header("Byte-Range", outgoing_range(f).to_string());
+    if (f.is_send) f.head.headers[f.range_field].value = outgoing_range(f).to_string();
     f.chunk_start = f.forwarded;
     serialize_head(f.head, target.out);
     mark(target);
@@ -817,25 +818,30 @@ struct relay::state {
     // The head goes on with the paths rewritten (both are there: `paths_of` found them), its
     // transaction id set per chunk.
     f->head.method = head.method;
-    f->head.headers.reserve(head.headers.size() + 1);  // and a Byte-Range
+    auto& fields = f->head.headers;
+    fields.reserve(head.headers.size() + 1);  // and a Byte-Range
+    std::optional<std::size_t> range_field;
     for (const auto& field : head.headers) {
       if (detail::iequals(field.name, "To-Path")) {
-        f->head.headers.push_back({field.name, std::string(out_to)});
+        fields.push_back({field.name, std::string(out_to)});
       } else if (detail::iequals(field.name, "From-Path")) {
-        f->head.headers.push_back({field.name, std::move(out_from)});
+        fields.push_back({field.name, std::move(out_from)});
       } else {
-        f->head.headers.push_back(field);
+        if (detail::iequals(field.name, "Byte-Range")) range_field = fields.size();
+        fields.push_back(field);
       }
     }
     f->is_send = head.method == "SEND";
-    if (f->is_send && !head.header("Byte-Range")) {
+    if (f->is_send && !range_field) {
       // Every outgoing chunk carries a Byte-Range; RFC 4975 §9 (content-stuff) keeps the MIME
       // headers, Content-Type last, at the end of the head, so it goes before them.
-      const auto mime = std::find_if(
-          f->head.headers.begin(), f->head.headers.end(),
-          [](const header_field& field) { return lower(field.name).starts_with("content-"); });
-      f->head.headers.insert(mime, {"Byte-Range", "1-*/*"});
+      const auto mime = std::find_if(fields.begin(), fields.end(), [](const header_field& field) {
+        return lower(field.name).starts_with("content-");
+      });
+      range_field = static_cast<std::size_t>(mime - fields.begin());
+      fields.insert(mime, {"Byte-Range", "1-*/*"});
     }
+    f->range_field = range_field.value_or(0);
     f->failure_report = head.failure_report().value_or(report_mode::yes);
     f->route = c.routed;
     f->reply_path = p.from_text;
