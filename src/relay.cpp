@@ -95,7 +95,7 @@ void give_back(std::string& s) {
 
 struct relay::state {
   struct session {
-    uri self;  // the Use-Path URI handed out
+    std::string self;  // the Use-Path URI handed out, as text (only the AUTH's 200 needs it)
     connection_id connection = 0;
     std::vector<uri> client_path;  // From-Path of the AUTH
     std::string user;
@@ -1050,16 +1050,17 @@ struct relay::state {
     c.probation.reset();
     // §4.2, §5.1: the Use-Path is the path back to the client (the relays before us) and our
     // new URI last.
-    auto use_path = *from;
-    use_path.pop_back();
-    use_path.push_back(s->self);
+    from->pop_back();
+    auto use_path = format_path(*from);
+    if (!use_path.empty()) use_path += ' ';
+    use_path += s->self;
     digest::authentication_info info;
     info.nextnonce = issue_nonce(c, cr.algorithm);
     info.rspauth = digest::rspauth(hash, cr, ha1);
     info.cnonce = cr.cnonce;
     info.nc = cr.nc;
     respond(c, head, 200, "OK",
-            {{"Use-Path", format_path(use_path)},
+            {{"Use-Path", std::move(use_path)},
              {"Expires", std::to_string(granted.count())},
              {"Authentication-Info", info.to_header_value()}});
   }
@@ -1103,7 +1104,7 @@ struct relay::state {
     auto self = uri::parse(text);
     if (!self) return nullptr;
     auto& s = sessions[id];
-    s = session{*self, c.id, client_path, user, expires};
+    s = session{self->to_string(), c.id, client_path, user, expires};
     schedule(expires, timer_kind::session, c.id, id);
     c.sessions.push_back(id);
     ++sessions_of[user];
