@@ -1,6 +1,8 @@
 #include "msrp/message.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <iterator>
 
 #include "msrp/detail/text.hpp"
 
@@ -37,10 +39,19 @@ result<byte_range> byte_range::parse(std::string_view value) {
 }
 
 std::string byte_range::to_string() const {
-  const auto star_or = [](const std::optional<std::uint64_t>& n) {
-    return n ? std::to_string(*n) : std::string("*");
+  // No string per number: every forwarded chunk needs one of these.
+  std::string text;
+  const auto put = [&text](const std::optional<std::uint64_t>& n) {
+    if (!n) return text.push_back('*');
+    char digits[20];  // as many as UINT64_MAX has
+    text.append(digits, std::to_chars(std::begin(digits), std::end(digits), *n).ptr);
   };
-  return std::to_string(start) + '-' + star_or(end) + '/' + star_or(total);
+  put(start);
+  text += '-';
+  put(end);
+  text += '/';
+  put(total);
+  return text;
 }
 
 std::optional<std::string_view> message::header(std::string_view name) const {

@@ -2,6 +2,7 @@
 #include "msrp/relay.hpp"
 
 #include <algorithm>
+#include <array>
 #include <deque>
 #include <map>
 #include <tuple>
@@ -18,6 +19,9 @@ constexpr std::uint64_t min_interrupted_chunk = 2048;
 // A chunk whose sender has sent nothing for this long is interrupted for frames waiting behind
 // it however short it is: §7.1.1's 2048 octets are a SHOULD, for senders that send.
 constexpr auto stalled_chunk = std::chrono::seconds(1);
+// Output capacity a connection keeps once all of it was written: room for the frames of a
+// steady stream of small messages, so that they allocate nothing.
+constexpr std::size_t kept_output = 4096;
 // Nonces one connection may hold: two challenges (two algorithms each) and a nextnonce.
 constexpr std::size_t max_nonces = 8;
 
@@ -45,21 +49,84 @@ bool same_path(const std::vector<uri>& a, const std::vector<uri>& b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
 }
 
+/// A first-in first-out queue that allocates nothing until something is put in it, and then
+/// keeps its storage for the next items: most of a connection's queues stay empty, and a
+/// libstdc++ deque allocates 512 bytes as soon as it is constructed.
+template <class T>
+class fifo {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  std::size_t size() const { return items_.size() - head_; }
+  T& front() { return items_[head_]; }
+  const T& front() const { return items_[head_]; }
+  T& back() { return items_.back(); }
+  auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() { return items_.end(); }
+  auto begin() const { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() const { return items_.end(); }
+  void push_back(T item) { items_.push_back(std::move(item)); }
+  void pop_front() {
+    items_[head_++] = T{};
+    if (head_ == items_.size()) return clear();
+    // The slots before `head_` are reused once they are half of the storage: O(1) amortized.
+    if (2 * head_ >= items_.size()) {
+      items_.erase(items_.begin(), begin());
+      head_ = 0;
+    }
+  }
+  void clear() {
+    items_.clear();
+    head_ = 0;
+  }
+  /// Removes every item equal to `item`.
+  void remove(const T& item) { items_.erase(std::remove(begin(), end(), item), end()); }
+
+ private:
+  std::vector<T> items_;
+  std::size_t head_ = 0;
+};
+
+/// Gives the storage of `s` back.
+void give_back(std::string& s) {
+  std::string().swap(s);
+}
+
 }  // namespace
 
 struct relay::state {
   struct session {
-    uri self;  // the Use-Path URI handed out
+    std::string self;  // the Use-Path URI handed out, as text (only the AUTH's 200 needs it)
     connection_id connection = 0;
     std::vector<uri> client_path;  // From-Path of the AUTH
     std::string user;
     clock::time_point expires{};
   };
 
+  // A nonce issued to a connection, for one algorithm, single use (RFC 7616 §3.3).
   struct nonce_record {
-    connection_id connection = 0;
+    std::array<char, 32> value{};  // 128 bits as hex
     std::string algorithm;
     clock::time_point expires{};
+  };
+
+  // The To-Path and From-Path of the last request routed from a connection, parsed and
+  // formatted, and what the relay found out about them: a sender's requests mostly repeat
+  // them, so each pair is parsed and checked once, not per request. Shared with the forwards
+  // routed by them, which keep views into them.
+  struct paths {
+    std::string to_text;  // the header values as received
+    std::string from_text;
+    std::vector<uri> to;
+    std::vector<uri> from;
+    std::string to_formatted;  // format_path(to)
+    std::string from_formatted;
+    // Whether the first two To-Path URIs name this relay (`is_ours`), under the settings of
+    // when they were parsed: new settings or a new port drop every connection's paths.
+    bool first_ours = false;
+    bool second_ours = false;
+    // The session whose authenticated From-Path `from` was found to be (that of a session
+    // never changes).
+    std::string client_of;
   };
 
   // A request passing through: received on `source`, written to `target`.
@@ -67,10 +134,12 @@ struct relay::state {
     connection_id source = 0;
     connection_id target = 0;
     message head;  // the outgoing head: paths rewritten; its tid is the current chunk's
+    std::size_t range_field = 0;  // of a SEND: where in `head` its Byte-Range is
     bool is_send = false;
     report_mode failure_report = report_mode::yes;
-    std::string reply_path;  // the request's From-Path as received
-    std::string self;        // our URI the request was addressed to
+    std::shared_ptr<const paths> route;  // what it was routed by, for these two views:
+    std::string_view reply_path;         // the request's From-Path as received
+    std::string_view self;               // our URI the request was addressed to
     std::string in_tid;
     byte_range range{};             // of the received chunk
     std::uint64_t forwarded = 0;    // body bytes written to the target
@@ -106,18 +175,6 @@ struct relay::state {
     clock::time_point deadline{};
   };
 
-  // The To-Path and From-Path of the last request routed from a connection, parsed and
-  // formatted: a sender's requests mostly repeat them, so each pair is parsed once, not per
-  // request.
-  struct paths {
-    std::string to_text;  // the header values as received
-    std::string from_text;
-    std::vector<uri> to;
-    std::vector<uri> from;
-    std::string to_formatted;  // format_path(to)
-    std::string from_formatted;
-  };
-
   struct connection {
     connection_id id = 0;
     parser wire;
@@ -131,13 +188,14 @@ struct relay::state {
     unsigned failures = 0;
     // Input: frames received, in order; only the front one can own a target.
     // Shared: whoever works on one keeps it alive while what it calls may finish and drop it.
-    std::deque<std::shared_ptr<forward>> forwards;
-    std::optional<local> handling;      // the request being received, when not forwarded
-    std::optional<awaiting> lookup;     // input waits (in `unparsed`) while it is set
+    fifo<std::shared_ptr<forward>> forwards;
+    // Rarely set, so held by pointer: an idle connection does not carry their room.
+    std::unique_ptr<local> handling;    // the request being received, when not forwarded
+    std::unique_ptr<awaiting> lookup;   // input waits (in `unparsed`) while it is set
     std::string unparsed;               // received bytes the parser left unconsumed
-    std::deque<std::string> nonces;     // issued to it, oldest first (some may have expired)
+    fifo<nonce_record> nonces;          // issued to it, oldest first (some may have expired)
     std::vector<std::string> sessions;  // ids of the sessions opened on it (some may be gone)
-    std::optional<paths> routed;        // the paths of the last request routed from it
+    std::shared_ptr<paths> routed;      // the paths of the last request routed from it
     // Slow senders: when the frame being received began (unset between frames), whether it is
     // a SEND whose head is complete (its body has no overall deadline), where the last frame
     // ended, and when input last came or was let in.
@@ -154,9 +212,12 @@ struct relay::state {
     // all are written, so the caller's view stays valid while `out` grows.
     std::string writing;
     std::size_t written = 0;
-    forward* owner = nullptr;           // the forward whose chunk is open in `out`
-    std::deque<std::string> urgent;     // frames waiting for the open chunk to end
-    std::deque<connection_id> waiters;  // sources whose front forward waits for `out`
+    // The relay answered a request it handled itself (an AUTH, a refusal): a client mostly
+    // waits after that, so its output buffers are given back once all is written.
+    bool quiet = false;
+    forward* owner = nullptr;     // the forward whose chunk is open in `out`
+    fifo<std::string> urgent;     // frames waiting for the open chunk to end
+    fifo<connection_id> waiters;  // sources whose front forward waits for `out`
     std::unordered_map<std::string, pending> pendings;
 
     connection(connection_id identity, const parser::limits& limits) : id(identity), wire(limits) {}
@@ -170,7 +231,6 @@ struct relay::state {
   std::map<connection_id, connection> connections;
   std::unordered_map<std::string, session> sessions;         // by session-id
   std::unordered_map<std::string, std::size_t> sessions_of;  // live sessions per user
-  std::unordered_map<std::string, nonce_record> nonces;
   std::unordered_map<std::string, connection_id> outgoing;   // by authority
   std::unordered_map<std::uint64_t, connection_id> lookups;  // by ticket, unanswered
   std::uint64_t next_ticket = 1;
@@ -180,18 +240,19 @@ struct relay::state {
   // wakes only these, not every connection after every event.
   std::vector<connection_id> ready;
   stats counters;
+  message reply;  // the response being written (`send_response`)
 
   // Deadlines in a heap, soonest first: a due one costs O(log n), however many there are. One
   // is not removed when its thing goes or gets a later deadline (a transaction answered, a
   // session refreshed): it is acted on only while it still is that thing's deadline
   // (`current`), and dropped otherwise, when it comes to the top or when stale ones are
   // swept out (`schedule`).
-  enum class timer_kind { session, nonce, probation, stall, drip, transaction };
+  enum class timer_kind { session, probation, stall, drip, transaction };
   struct timer {
     clock::time_point at{};
     timer_kind kind = timer_kind::session;
     connection_id connection = 0;  // of a probation or a transaction
-    std::string key;               // the session-id, nonce or transaction id
+    std::string key;               // the session-id or transaction id
   };
   struct later {
     bool operator()(const timer& a, const timer& b) const { return a.at > b.at; }
@@ -297,6 +358,12 @@ struct relay::state {
 
   // --- Who is who
 
+  /// The names or ports of this relay changed: the `paths` checked under the old ones go.
+  void forget_paths() {
+    for (auto& [id, c] : connections)
+      c.routed.reset();
+  }
+
   /// True if `u` names this relay: its host or an alias, and one of its ports or none (§6.2).
   bool is_ours(const uri& u) const {
     const auto& host = u.host();
@@ -309,69 +376,72 @@ struct relay::state {
            settings.ports.end();
   }
 
-  /// The live session `u` names, if `u` is one of ours.
-  session* live_session(const uri& u) {
-    if (!is_ours(u) || u.session_id().empty()) return nullptr;
+  /// The live session `u` names, if `u` is one of ours (`ours`: `is_ours(u)`).
+  session* live_session(const uri& u, bool ours) {
+    if (!ours || u.session_id().empty()) return nullptr;
     const auto found = sessions.find(u.session_id());
     if (found == sessions.end() || found->second.expires <= now) return nullptr;
     return &found->second;
   }
 
-  std::string make_nonce() {
-    // 128 bits from the injected CSPRNG, as hex (RFC 7616 §5.4, §5.12).
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string nonce;
-    for (int word = 0; word < 2; ++word) {
-      auto bits = random();
-      for (int i = 0; i < 16; ++i, bits >>= 4)
-        nonce += digits[bits & 15];
-    }
-    return nonce;
-  }
-
-  /// A fresh nonce for connection `c`. A connection holds at most `max_nonces` of them (the
-  /// oldest is forgotten first), so AUTHs without credentials cannot fill memory.
+  /// A fresh nonce for connection `c`: 128 bits from the injected CSPRNG, as hex (RFC 7616
+  /// §5.4, §5.12). Only `c` may use it, so it is kept there, not in a table of all (and needs
+  /// no deadline: it is checked when used). A connection holds at most `max_nonces` (the
+  /// oldest, or a used or expired one, is forgotten first), so AUTHs without credentials
+  /// cannot fill memory.
   std::string issue_nonce(connection& c, std::string_view algorithm) {
-    auto nonce = make_nonce();
-    const auto expires = now + settings.nonce_lifetime;
-    nonces[nonce] = {c.id, std::string(algorithm), expires};
-    schedule(expires, timer_kind::nonce, c.id, nonce);
-    c.nonces.push_back(nonce);
-    if (c.nonces.size() > max_nonces) {
-      nonces.erase(c.nonces.front());
+    static constexpr char digits[] = "0123456789abcdef";
+    nonce_record nonce{{}, std::string(algorithm), now + settings.nonce_lifetime};
+    for (std::size_t word = 0; word < 2; ++word) {
+      auto bits = random();
+      for (std::size_t i = 0; i < 16; ++i, bits >>= 4)
+        nonce.value[word * 16 + i] = digits[bits & 15];
+    }
+    while (!c.nonces.empty() &&
+           (c.nonces.size() == max_nonces || c.nonces.front().expires <= now)) {
       c.nonces.pop_front();
     }
-    return nonce;
+    c.nonces.push_back(std::move(nonce));
+    return std::string(c.nonces.back().value.data(), c.nonces.back().value.size());
   }
 
   // --- Writing
 
-  /// Puts a whole frame into `c`'s output, or queues it behind the chunk open there.
-  void emit(connection& c, std::string bytes) {
-    if (c.owner) {
-      c.urgent.push_back(std::move(bytes));
-      service(c);
+  /// Puts the frame `m`, which has no body, into `c`'s output, or queues it behind the chunk
+  /// open there.
+  void emit(connection& c, const message& m) {
+    const auto write = [&](std::string& out) {
+      serialize_head(m, out);
+      serialize_end(m, end_flag::complete, out);
+    };
+    if (!c.owner) {
+      write(c.out);
+      mark(c);
       return;
     }
-    c.out += bytes;
-    mark(c);
+    std::string bytes;
+    write(bytes);
+    c.urgent.push_back(std::move(bytes));
+    service(c);
+  }
+
+  /// All of `c`'s output was written. One buffer is enough until output comes faster than it
+  /// is written (then `output` hands one out while the other fills), and none once it grew
+  /// large or the connection goes quiet.
+  void drained(connection& c) {
+    if (c.out.capacity() < c.writing.capacity()) c.out.swap(c.writing);
+    give_back(c.writing);
+    if (c.quiet || c.out.capacity() > kept_output) give_back(c.out);
+    c.quiet = false;
   }
 
   /// Answers the request `head` received on `c` (RFC 4975 §7.2).
   void respond(connection& c, const message& head, int code, std::string_view comment,
                std::vector<header_field> extra = {}) {
-    message response;
-    response.transaction_id = head.transaction_id;
-    response.status_code = code;
-    response.comment = std::string(comment);
+    c.quiet = true;
     const auto from = head.header("From-Path").value_or("");
-    response.headers.push_back(
-        {"To-Path", std::string(head.method == "SEND" ? first_hop(from) : from)});
-    response.headers.push_back(
-        {"From-Path", std::string(first_hop(head.header("To-Path").value_or("")))});
-    for (auto& field : extra)
-      response.headers.push_back(std::move(field));
-    emit(c, serialize(response).to_string());
+    send_response(c, head.transaction_id, head.method == "SEND" ? first_hop(from) : from,
+                  first_hop(head.header("To-Path").value_or("")), code, comment, std::move(extra));
   }
 
   /// Answers a forwarded request's sender, once, as its Failure-Report allows (§7.2).
@@ -390,21 +460,26 @@ struct relay::state {
     }
     if (f.failure_report == report_mode::no) return;
     if (code == 200 && f.failure_report == report_mode::partial) return;
-    send_response(*source, f.in_tid, std::string(first_hop(f.reply_path)), f.self, code,
+    send_response(*source, f.in_tid, first_hop(f.reply_path), f.self, code,
                   code == 200 ? "OK" : f.failure_comment);
   }
 
-  void send_response(connection& c, std::string tid, std::string to, std::string from, int code,
-                     std::string comment, std::vector<header_field> extra = {}) {
-    message response;
-    response.transaction_id = std::move(tid);
-    response.status_code = code;
-    response.comment = std::move(comment);
-    response.headers.push_back({"To-Path", std::move(to)});
-    response.headers.push_back({"From-Path", std::move(from)});
+  /// Writes a response to `c` (RFC 4975 §7.2). It is built in `reply`, whose strings keep their
+  /// storage from one response to the next: the relay answers most SENDs itself.
+  void send_response(connection& c, std::string_view tid, std::string_view to,
+                     std::string_view from, int code, std::string_view comment,
+                     std::vector<header_field> extra = {}) {
+    reply.transaction_id.assign(tid);
+    reply.status_code = code;
+    reply.comment.assign(comment);
+    reply.headers.resize(2);
+    reply.headers[0].name.assign("To-Path");
+    reply.headers[0].value.assign(to);
+    reply.headers[1].name.assign("From-Path");
+    reply.headers[1].value.assign(from);
     for (auto& field : extra)
-      response.headers.push_back(std::move(field));
-    emit(c, serialize(response).to_string());
+      reply.headers.push_back(std::move(field));
+    emit(c, reply);
   }
 
   /// A failure REPORT to the sender of the SEND `f`, for its chunk `range` (RFC 4975 §7.1.2,
@@ -417,15 +492,15 @@ struct relay::state {
     message head;
     head.transaction_id = make_ident(random);
     head.method = "REPORT";
-    head.headers.push_back({"To-Path", f.reply_path});
-    head.headers.push_back({"From-Path", f.self});
+    head.headers.push_back({"To-Path", std::string(f.reply_path)});
+    head.headers.push_back({"From-Path", std::string(f.self)});
     head.headers.push_back({"Message-ID", message_id});
     head.headers.push_back({"Byte-Range", range.to_string()});
     head.headers.push_back({"Status", status_value(code, comment)});
     ++counters.reports_generated;
     notice(f.source, "REPORT " + std::to_string(code) + " for message " + message_id + " to " +
-                         f.reply_path + ": " + comment);
-    emit(*c, serialize(head).to_string());
+                         std::string(f.reply_path) + ": " + comment);
+    emit(*c, head);
   }
 
   // --- Forwarding: the target's output
@@ -444,16 +519,16 @@ struct relay::state {
   /// Writes the head of `f`'s next chunk into its target's output.
   void open_chunk(connection& target, forward& f) {
     f.head.transaction_id = make_transaction_id(random);
-    if (f.is_send) f.head.set_header("Byte-Range", outgoing_range(f).to_string());
+    if (f.is_send) f.head.headers[f.range_field].value = outgoing_range(f).to_string();
     f.chunk_start = f.forwarded;
-    target.out += serialize_head(f.head);
+    serialize_head(f.head, target.out);
     mark(target);
     ++counters.frames_relayed;
   }
 
   /// Ends `f`'s chunk in its target's output with `flag` and books its transaction.
   void close_chunk(connection& target, forward& f, end_flag flag) {
-    target.out += serialize_end(f.head, flag);
+    serialize_end(f.head, flag, target.out);
     mark(target);
     const bool expects_response =
         f.is_send ? f.failure_report != report_mode::no : f.head.method != "REPORT";
@@ -463,8 +538,10 @@ struct relay::state {
     range.end = f.range.start + f.forwarded - 1;
     if (f.forwarded == f.chunk_start) range.end = range.start - 1;
     const auto deadline = now + settings.transaction_timeout;
-    target.pendings[f.head.transaction_id] = {f.shared_from_this(), range, deadline};
     schedule(deadline, timer_kind::transaction, target.id, f.head.transaction_id);
+    // The chunk's transaction id moves to its record: the next chunk gets a new one.
+    target.pendings.insert_or_assign(std::move(f.head.transaction_id),
+                                     pending{f.shared_from_this(), range, deadline});
   }
 
   void write_body(connection& target, forward& f, std::string_view bytes) {
@@ -639,48 +716,54 @@ struct relay::state {
     const auto* p = paths_of(c, head);
     if (!p) return refuse(c, head, 400, "Bad Request");
     // RFC 4976 §6.2: a request not addressed to this relay drops the connection.
-    if (!is_ours(p->to.front())) {
+    if (!p->first_ours) {
       notice(c.id, "request " + head.transaction_id + " not addressed to this relay; closing");
       return close(c);
     }
     if (head.method == "AUTH" && p->to.size() == 1) {
-      c.handling = local{head, 0, {}};
+      c.handling = std::make_unique<local>(local{head, 0, {}});
       // Only requests passing through repeat their paths: an idle session keeps none.
       c.routed.reset();
       return;
     }
-    route(c, head, *p);
+    route(c, head);
   }
 
-  /// The To-Path and From-Path of `head`, received on `c`, parsed; null if either is missing
-  /// or malformed. The result stays valid until the next request of `c` is parsed.
+  /// The To-Path and From-Path of `head`, received on `c`, parsed (`c.routed`); null if either
+  /// is missing or malformed.
   const paths* paths_of(connection& c, const message& head) {
     const auto to = head.header("To-Path");
     const auto from = head.header("From-Path");
     if (!to || !from) return nullptr;
-    if (c.routed && c.routed->to_text == *to && c.routed->from_text == *from) return &*c.routed;
+    if (c.routed && c.routed->to_text == *to && c.routed->from_text == *from) return c.routed.get();
     auto to_uris = parse_path(*to);
     auto from_uris = parse_path(*from);
     if (!to_uris || !from_uris) return nullptr;
-    auto& p = c.routed.emplace();
+    // Forwards may still hold the old ones.
+    if (!c.routed || c.routed.use_count() > 1) c.routed = std::make_shared<paths>();
+    auto& p = *c.routed;
     p.to_text = *to;
     p.from_text = *from;
     p.to_formatted = format_path(*to_uris);
     p.from_formatted = format_path(*from_uris);
     p.to = std::move(*to_uris);
     p.from = std::move(*from_uris);
+    p.first_ours = is_ours(p.to[0]);
+    p.second_ours = p.to.size() > 1 && is_ours(p.to[1]);
+    p.client_of.clear();
     return &p;
   }
 
   /// Refuses the request being received on `c` with `code` once it has arrived.
   void refuse(connection& c, const message& head, int code, std::string comment) {
-    c.handling = local{head, code, std::move(comment)};
+    c.handling = std::make_unique<local>(local{head, code, std::move(comment)});
   }
 
   /// §6.4: where a request goes, and the forward that takes it there.
-  void route(connection& c, const message& head, const paths& p) {
+  void route(connection& c, const message& head) {
+    auto& p = *c.routed;  // as `paths_of` just found them
     const auto& to = p.to;
-    auto* s = live_session(to.front());
+    auto* s = live_session(to.front(), p.first_ours);
     if (!s) return refuse(c, head, 481, "No Such Session");
     connection_id target = 0;
     const uri* next_hop = nullptr;
@@ -688,12 +771,16 @@ struct relay::state {
     std::size_t moved = 1;
     if (s->connection == c.id) {
       // The client sends: only from the path it authenticated (§6.4).
-      if (!same_path(p.from, s->client_path)) {
-        return refuse(c, head, 403, "From-Path is not the authenticated one");
+      const auto& id = to.front().session_id();
+      if (p.client_of != id) {
+        if (!same_path(p.from, s->client_path)) {
+          return refuse(c, head, 403, "From-Path is not the authenticated one");
+        }
+        p.client_of = id;
       }
       if (to.size() == 1) return refuse(c, head, 400, "No next hop in To-Path");
-      if (is_ours(to[1])) {
-        auto* other = live_session(to[1]);
+      if (p.second_ours) {
+        auto* other = live_session(to[1], true);
         if (!other) return refuse(c, head, 481, "No Such Session");
         target = other->connection;
         moved = 2;
@@ -731,28 +818,34 @@ struct relay::state {
     // The head goes on with the paths rewritten (both are there: `paths_of` found them), its
     // transaction id set per chunk.
     f->head.method = head.method;
-    f->head.headers.reserve(head.headers.size() + 1);  // and a Byte-Range
+    auto& fields = f->head.headers;
+    fields.reserve(head.headers.size() + 1);  // and a Byte-Range
+    std::optional<std::size_t> range_field;
     for (const auto& field : head.headers) {
       if (detail::iequals(field.name, "To-Path")) {
-        f->head.headers.push_back({field.name, std::string(out_to)});
+        fields.push_back({field.name, std::string(out_to)});
       } else if (detail::iequals(field.name, "From-Path")) {
-        f->head.headers.push_back({field.name, std::move(out_from)});
+        fields.push_back({field.name, std::move(out_from)});
       } else {
-        f->head.headers.push_back(field);
+        if (detail::iequals(field.name, "Byte-Range")) range_field = fields.size();
+        fields.push_back(field);
       }
     }
     f->is_send = head.method == "SEND";
-    if (f->is_send && !head.header("Byte-Range")) {
+    if (f->is_send && !range_field) {
       // Every outgoing chunk carries a Byte-Range; RFC 4975 §9 (content-stuff) keeps the MIME
       // headers, Content-Type last, at the end of the head, so it goes before them.
-      const auto mime = std::find_if(
-          f->head.headers.begin(), f->head.headers.end(),
-          [](const header_field& field) { return lower(field.name).starts_with("content-"); });
-      f->head.headers.insert(mime, {"Byte-Range", "1-*/*"});
+      const auto mime = std::find_if(fields.begin(), fields.end(), [](const header_field& field) {
+        return lower(field.name).starts_with("content-");
+      });
+      range_field = static_cast<std::size_t>(mime - fields.begin());
+      fields.insert(mime, {"Byte-Range", "1-*/*"});
     }
+    f->range_field = range_field.value_or(0);
     f->failure_report = head.failure_report().value_or(report_mode::yes);
-    f->reply_path = std::string(head.header("From-Path").value_or(""));
-    f->self = std::string(self);
+    f->route = c.routed;
+    f->reply_path = p.from_text;
+    f->self = self;
     f->in_tid = head.transaction_id;
     f->range = head.byte_range().value_or(byte_range{});
     c.probation.reset();
@@ -791,10 +884,14 @@ struct relay::state {
     // A response ends here: its end-line belongs to no request of this connection.
     if (!c.wire.head().is_request()) return;
     if (c.handling) {
-      auto request = std::move(*c.handling);
-      c.handling.reset();
-      if (request.answer == 0) return authenticate(c, request.head);
-      return refuse_now(c, request);
+      const auto request = std::move(c.handling);
+      // The connection mostly goes quiet after a request the relay handles itself (a client
+      // waits for its AUTH's answer, and then for its peer): the head the parser keeps for
+      // reuse is given back (an AUTH's is large), the next frame starts a new one.
+      c.wire = parser(settings.limits);
+      c.frame_end = 0;
+      if (request->answer == 0) return authenticate(c, request->head);
+      return refuse_now(c, *request);
     }
     if (c.forwards.empty()) return;
     const auto f = c.forwards.back();
@@ -846,7 +943,7 @@ struct relay::state {
     }
     ++counters.frames_relayed;
     send_response(*source, f.in_tid, f.reply_path,
-                  f.self + ' ' + std::string(head.header("From-Path").value_or("")),
+                  std::string(f.self) + ' ' + std::string(head.header("From-Path").value_or("")),
                   head.status_code, head.comment, std::move(extra));
   }
 
@@ -895,7 +992,7 @@ struct relay::state {
     const auto ticket = next_ticket++;
     lookups.emplace(ticket, c.id);
     actions.emplace_back(relay_actions::lookup{ticket, c.id, cr.username, cr.realm, cr.algorithm});
-    c.lookup = awaiting{ticket, head, std::move(cr)};
+    c.lookup = std::make_unique<awaiting>(awaiting{ticket, head, std::move(cr)});
   }
 
   /// The store answered the lookup of the AUTH `head` on `c`.
@@ -919,9 +1016,10 @@ struct relay::state {
     // Right credentials: the nonce must be one we issued to this connection for this
     // algorithm, still fresh and unused; otherwise a new challenge marked stale (RFC 7616
     // §3.3), so a replayed Authorization never passes.
-    const auto nonce = nonces.find(cr.nonce);
-    if (nonce == nonces.end() || nonce->second.connection != c.id ||
-        nonce->second.algorithm != cr.algorithm || nonce->second.expires <= now) {
+    const auto nonce = std::find_if(c.nonces.begin(), c.nonces.end(), [&](const auto& n) {
+      return std::string_view(n.value.data(), n.value.size()) == cr.nonce;
+    });
+    if (nonce == c.nonces.end() || nonce->algorithm != cr.algorithm || nonce->expires <= now) {
       return challenge(c, head, true);
     }
     // §4.6: an Expires outside our bounds gets 423 (the nonce stays good for the retry).
@@ -939,7 +1037,7 @@ struct relay::state {
                        {{"Max-Expires", std::to_string(settings.max_expires.count())}});
       }
     }
-    nonces.erase(nonce);  // single use
+    nonce->expires = {};  // single use
     auto from = head.from_path();
     if (!from) return respond(c, head, 400, "Bad Request");
     auto* s = open_session(c, cr.username, *from, granted);
@@ -952,16 +1050,17 @@ struct relay::state {
     c.probation.reset();
     // §4.2, §5.1: the Use-Path is the path back to the client (the relays before us) and our
     // new URI last.
-    auto use_path = *from;
-    use_path.pop_back();
-    use_path.push_back(s->self);
+    from->pop_back();
+    auto use_path = format_path(*from);
+    if (!use_path.empty()) use_path += ' ';
+    use_path += s->self;
     digest::authentication_info info;
     info.nextnonce = issue_nonce(c, cr.algorithm);
     info.rspauth = digest::rspauth(hash, cr, ha1);
     info.cnonce = cr.cnonce;
     info.nc = cr.nc;
     respond(c, head, 200, "OK",
-            {{"Use-Path", format_path(use_path)},
+            {{"Use-Path", std::move(use_path)},
              {"Expires", std::to_string(granted.count())},
              {"Authentication-Info", info.to_header_value()}});
   }
@@ -1005,7 +1104,7 @@ struct relay::state {
     auto self = uri::parse(text);
     if (!self) return nullptr;
     auto& s = sessions[id];
-    s = session{*self, c.id, client_path, user, expires};
+    s = session{self->to_string(), c.id, client_path, user, expires};
     schedule(expires, timer_kind::session, c.id, id);
     c.sessions.push_back(id);
     ++sessions_of[user];
@@ -1051,7 +1150,11 @@ struct relay::state {
       }
       if (c.lookup || (e.kind == kind::need_more && e.consumed == 0)) break;
     }
-    c.unparsed = std::string(bytes.substr(at));
+    if (at == bytes.size()) {
+      give_back(c.unparsed);  // an empty string keeps its storage when assigned to
+    } else {
+      c.unparsed = std::string(bytes.substr(at));
+    }
     // A frame is begun once bytes of it were consumed or wait unparsed.
     if (c.wire.offset() == c.frame_end && c.unparsed.empty()) {
       c.frame_began.reset();
@@ -1099,7 +1202,7 @@ struct relay::state {
     counters.sessions = sessions.size();
     // What it was sending: a chunk open elsewhere is aborted (RFC 4975 §7.1: `#`).
     for (auto& f : c->forwards) {
-      if (auto* target = find(f->target)) std::erase(target->waiters, id);
+      if (auto* target = find(f->target)) target->waiters.remove(id);
     }
     for (auto& f : c->forwards) {
       auto* target = find(f->target);
@@ -1131,8 +1234,6 @@ struct relay::state {
         send_response(*source, f.in_tid, f.reply_path, f.self, 481, why);
       }
     }
-    for (const auto& nonce : c->nonces)
-      nonces.erase(nonce);
     if (c->lookup) lookups.erase(c->lookup->ticket);  // its answer, if it comes, is ignored
     if (c->outgoing) outgoing.erase(c->authority);
     connections.erase(id);
@@ -1142,8 +1243,8 @@ struct relay::state {
   // --- Time
 
   /// Acts on every deadline that fell due, in the order of a walk over everything: sessions,
-  /// nonces, then each connection by id: its probation, a stalled chunk, a slow sender, then
-  /// its transactions.
+  /// then each connection by id: its probation, a stalled chunk, a slow sender, then its
+  /// transactions.
   void run_timers() {
     std::vector<timer> due;
     while (!timers.empty() && timers.front().at <= now)
@@ -1169,10 +1270,6 @@ struct relay::state {
       case timer_kind::session: {
         const auto found = sessions.find(t.key);
         return found != sessions.end() && found->second.expires == t.at;
-      }
-      case timer_kind::nonce: {
-        const auto found = nonces.find(t.key);
-        return found != nonces.end() && found->second.expires == t.at;
       }
       case timer_kind::probation: {
         const auto* c = find(t.connection);
@@ -1206,9 +1303,6 @@ struct relay::state {
         sessions.erase(found);
         return;
       }
-      case timer_kind::nonce:
-        nonces.erase(t.key);
-        return;
       case timer_kind::probation:
         notice(t.connection, "no successful request within the probation time; closing");
         return close(*find(t.connection));
@@ -1254,10 +1348,12 @@ relay::~relay() = default;
 void relay::reconfigure(config settings) {
   settings.ports = std::move(state_->settings.ports);
   state_->settings = std::move(settings);
+  state_->forget_paths();
 }
 
 void relay::listening(std::uint16_t port) {
   state_->settings.ports.push_back(port);
+  state_->forget_paths();
 }
 
 void relay::accept(connection_id connection, const peer_info& peer) {
@@ -1310,11 +1406,10 @@ void relay::credentials(std::uint64_t ticket, credential_answer answer) {
   auto* c = st.find(found->second);
   st.lookups.erase(found);
   if (!c || !c->lookup || c->lookup->ticket != ticket) return;
-  auto request = std::move(*c->lookup);
-  c->lookup.reset();
+  const auto request = std::move(c->lookup);
   st.resume(*c);  // its input may flow again
   if (c->closing) return;
-  st.looked_up(*c, request.head, request.credentials, answer);
+  st.looked_up(*c, request->head, request->credentials, answer);
   // The input held back meanwhile.
   if (c->closing || c->lookup || c->unparsed.empty()) return;
   std::string held;
@@ -1332,8 +1427,12 @@ std::string_view relay::output(connection_id connection) {
   if (!c || c->connecting) return {};
   if (c->written == c->writing.size()) {
     c->writing.clear();
-    c->writing.swap(c->out);
     c->written = 0;
+    if (c->out.empty()) {
+      state_->drained(*c);
+      return {};
+    }
+    c->writing.swap(c->out);
   }
   return std::string_view(c->writing).substr(c->written);
 }

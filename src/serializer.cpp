@@ -14,45 +14,66 @@ bool has_body(const message& m) {
 }  // namespace
 
 std::string serialize_head(const message& m) {
-  // RFC 4975 §9: req-start / resp-start, then `hname ":" SP hval CRLF` for each field.
-  std::size_t size = 5 + m.transaction_id.size() + 1 + m.method.size() + 4 + m.comment.size() + 4;
-  for (const auto& field : m.headers)
-    size += field.name.size() + 2 + field.value.size() + 2;
   std::string out;
-  out.reserve(size);
-  out += "MSRP ";
-  out += m.transaction_id;
-  out += ' ';
-  if (m.is_request()) {
-    out += m.method;
-  } else {
-    out += static_cast<char>('0' + m.status_code / 100 % 10);
-    out += static_cast<char>('0' + m.status_code / 10 % 10);
-    out += static_cast<char>('0' + m.status_code % 10);
-    if (!m.comment.empty()) {
-      out += ' ';
-      out += m.comment;
-    }
-  }
-  out += "\r\n";
-  for (const auto& field : m.headers) {
-    out += field.name;
-    out += ": ";
-    out += field.value;
-    out += "\r\n";
-  }
-  if (has_body(m)) out += "\r\n";
+  serialize_head(m, out);
   return out;
 }
 
+void serialize_head(const message& m, std::string& out) {
+  // RFC 4975 §9: req-start / resp-start, then `hname ":" SP hval CRLF` for each field.
+  const bool request = m.is_request();
+  const bool body = has_body(m);
+  std::size_t size =
+      5 + m.transaction_id.size() + 1 + 2 + (body ? 2 : 0) +
+      (request ? m.method.size() : 3 + (m.comment.empty() ? 0 : 1 + m.comment.size()));
+  for (const auto& field : m.headers)
+    size += field.name.size() + 2 + field.value.size() + 2;
+  // Sized once, then written; grown geometrically, as `append` would, when `out` holds more.
+  const auto at = out.size();
+  if (out.capacity() < at + size) out.reserve(std::max(at + size, 2 * out.capacity()));
+  out.resize(at + size);
+  auto* next = out.data() + at;
+  const auto put = [&next](std::string_view text) {
+    next = std::copy(text.begin(), text.end(), next);
+  };
+  put("MSRP ");
+  put(m.transaction_id);
+  put(" ");
+  if (request) {
+    put(m.method);
+  } else {
+    const char code[] = {static_cast<char>('0' + m.status_code / 100 % 10),
+                         static_cast<char>('0' + m.status_code / 10 % 10),
+                         static_cast<char>('0' + m.status_code % 10)};
+    put(std::string_view(code, sizeof code));
+    if (!m.comment.empty()) {
+      put(" ");
+      put(m.comment);
+    }
+  }
+  put("\r\n");
+  for (const auto& field : m.headers) {
+    put(field.name);
+    put(": ");
+    put(field.value);
+    put("\r\n");
+  }
+  if (body) put("\r\n");
+}
+
 std::string serialize_end(const message& m, end_flag flag) {
+  std::string out;
+  serialize_end(m, flag, out);
+  return out;
+}
+
+void serialize_end(const message& m, end_flag flag, std::string& out) {
   // RFC 4975 §7.1: "If a body is present, the end-line MUST be preceded by a CRLF that is not
   // part of the body."
-  std::string out = has_body(m) ? "\r\n-------" : "-------";
+  out += has_body(m) ? "\r\n-------" : "-------";
   out += m.transaction_id;
   out += static_cast<char>(flag);
   out += "\r\n";
-  return out;
 }
 
 std::string frame::to_string() const {

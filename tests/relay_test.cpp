@@ -1859,6 +1859,27 @@ TEST_P(Relay, UnknownSessionIs481) {
   EXPECT_FALSE(h.closed(alice_connection));
 }
 
+// After a request the relay answers itself it starts parsing afresh (giving back what the
+// parser kept); frames behind it in the same read still go through, and the connection is
+// between frames again, with no slow-sender deadline, once they ended.
+TEST_P(Relay, FramesBehindARefusedRequestInTheSameReadAreRelayed) {
+  two_clients();
+  const auto refused = [&](std::string tid) {
+    return send_text(tid, path_of({"msrps://relay.example.com:2855/nosuchsession;tcp", bob_uri}),
+                     alice_uri, "m-x", "x");
+  };
+  h.receive(alice_connection,
+            refused("nos00001") +
+                send_text("next0002", path_between(a, b), alice_uri, "m-2", "two") +
+                refused("nos00003"));
+  EXPECT_EQ(statuses(h.take(alice_connection)), (std::vector<int>{481, 200, 481}));
+  const auto to_bob = h.take(bob_connection);
+  ASSERT_EQ(to_bob.size(), 1u) << describe(to_bob);
+  EXPECT_EQ(to_bob[0].body, "two");
+  h.advance(h.settings().head_timeout + h.settings().frame_idle_timeout);
+  EXPECT_FALSE(h.closed(alice_connection));
+}
+
 TEST_P(Relay, ExpiredSessionIs481) {
   ASSERT_TRUE(authenticate(h, a, digest::sha256, {{"Expires", "60"}}));
   ASSERT_TRUE(authenticate(h, b));
@@ -1923,6 +1944,24 @@ TEST_P(Relay, RequestNotForThisRelayClosesConnection) {
   h.receive(mallory_connection,
             auth_text("auth0001", alice_uri, {}, "msrps://other-relay.example.com:2855;tcp"));
   EXPECT_TRUE(h.closed(mallory_connection));
+}
+
+// The relay checks a sender's paths once while they repeat; new settings must not leave it
+// taking requests for a name it no longer has (RFC 4976 §6.2).
+TEST_P(Relay, RequestToANameTheRelayNoLongerHasClosesConnection) {
+  two_clients();
+  const auto send = [&](std::string tid) {
+    h.receive(alice_connection, send_text(tid, path_between(a, b), alice_uri, "m", "x"));
+  };
+  send("same0001");
+  ASSERT_EQ(h.take(bob_connection).size(), 1u);
+  auto renamed = h.settings();
+  renamed.host = "renamed.example.com";
+  renamed.aliases.clear();
+  h.core().reconfigure(renamed);
+  send("same0002");
+  EXPECT_TRUE(h.closed(alice_connection));
+  EXPECT_TRUE(h.take(bob_connection).empty());
 }
 
 // Found by the torture corpus (invalid.md, "Malformed request with Failure-Report no"): a

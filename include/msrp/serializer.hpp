@@ -27,10 +27,14 @@ using random_source = std::function<std::uint64_t()>;
 /// `name: value`, all lines ended by CRLF, then one more CRLF if `m` is a request with a
 /// Content-Type.
 std::string serialize_head(const message& m);
+/// Appends the head of `m` to `out`, which keeps its storage (no string of its own).
+void serialize_head(const message& m, std::string& out);
 
 /// The end-line of `m` with `flag`: `-------id$` CRLF, preceded by the CRLF that ends the
 /// body when `m` is a request with a Content-Type (§7.1).
 std::string serialize_end(const message& m, end_flag flag);
+/// Appends the end-line of `m` with `flag` to `out`.
+void serialize_end(const message& m, end_flag flag, std::string& out);
 
 /// One frame ready for a scatter-gather write: head, body (a view the caller keeps alive),
 /// end-line.
