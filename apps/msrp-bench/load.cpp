@@ -856,14 +856,14 @@ outcome run(const plan& p) {
     for (auto& r : runners)
       threads.emplace_back([&r = *r] { r.go(); });
     if (shared.wait([&] { return shared.set_up == total.threads; })) {
-      const auto start = clock::now();
-      total.setup_seconds = std::chrono::duration<double>(start - setup_start).count();
       const auto cpu_start = own_cpu_seconds();
       total.setup_cpu_seconds = cpu_start - setup_cpu_start;
       if (p.relay_pid) {
         total.relay_rss_ready = rss_kib(*p.relay_pid);
         total.relay_setup_cpu_seconds = relay_cpu_since(relay_cpu);
       }
+      const auto start = clock::now();
+      total.setup_seconds = std::chrono::duration<double>(start - setup_start).count();
       for (auto& r : runners)
         asio::post(r->io, [&r = *r, start] { r.start_period(start); });
       // The loops end their periods at the same time point, each by its own timer.
