@@ -10,7 +10,10 @@
 // whole; it counts as delivered only if the receiver's copy is byte-exact. REPORTs are never asked
 // for, so relays that send none (or answer 200 per hop) are measured the same way.
 //
-// Everything runs on one thread: an Asio loop drives one msrp::endpoint per connection.
+// An Asio loop drives one msrp::endpoint per connection. With `threads` > 1 the pairs are split
+// over that many loops, each on a thread of its own (pair i on loop i mod threads), whose
+// measuring periods start together once every loop has set up its pairs; the report is one for
+// the whole run.
 #pragma once
 
 #include <chrono>
@@ -41,6 +44,7 @@ struct plan {
   std::string ca_file;  ///< CAs to verify the relay (system CAs when empty).
   bool tls = false;     ///< Direct mode: TLS (msrps) rather than TCP.
   std::size_t sessions = 1;
+  std::size_t threads = 1;  ///< Event loops, each on a thread; no more are used than sessions.
   /// The share of sessions that send (hold mode); the others are held open, idle.
   double active = 1.0;
   std::size_t window = 16;  ///< Outstanding messages per sending session.
@@ -70,7 +74,8 @@ struct percentiles {
 /// What a run measured.
 struct outcome {
   exit_status status = ok;
-  std::string error;  ///< One line, when status is not ok.
+  std::string error;        ///< One line, when status is not ok.
+  std::size_t threads = 1;  ///< Event loops used.
   std::size_t pairs_ready = 0;
   std::size_t active = 0;
   double setup_seconds = 0;
@@ -89,8 +94,9 @@ struct outcome {
   /// From `send` (with a rate: from when the message was due) to receipt, whole, at the far
   /// end.
   percentiles latency;
-  percentiles ack;         ///< From `send` (or when due) to the 200 for its last chunk.
-  double cpu_seconds = 0;  ///< msrp-bench's own CPU time (user + system) in the period.
+  percentiles ack;  ///< From `send` (or when due) to the 200 for its last chunk.
+  /// msrp-bench's own CPU time (user + system, all its threads) in the period.
+  double cpu_seconds = 0;
   /// The relay's (with relay_pid): VmRSS before the setup, after it and at the end, in KiB,
   /// and its CPU time in the period.
   std::optional<std::uint64_t> relay_rss_before, relay_rss_ready, relay_rss_end;

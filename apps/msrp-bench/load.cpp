@@ -1,5 +1,5 @@
-// The load generator's event loop (bench.hpp): one Asio thread, one msrp::endpoint per
-// connection. The one translation unit of msrp-bench that includes Asio.
+// The load generator's event loops (bench.hpp): one msrp::endpoint per connection, one Asio
+// loop per thread. The one translation unit of msrp-bench that includes Asio.
 //
 // Why not net::node: a node runs one endpoint for all its connections, and the endpoint's
 // advance() and next_deadline() walk all its connections and messages, which the node calls
@@ -13,14 +13,24 @@
 // to the pair the link belongs to and wakes the writer. A pair's sender keeps `window`
 // messages out; each is identified by a Content-Description header (`msrp-bench SEQ`) that
 // every chunk carries, so the receiver finds what it should hold and checks it byte for byte.
+//
+// Threads: each loop (a `runner`) has its own io_context, thread, pairs, connections, counts
+// and samples, and touches nothing of another's. They meet only in a `rendezvous` with run(),
+// the calling thread: each says when its pairs are set up, when it has ended and whether it
+// failed; run() starts every loop's measuring period at one time point, stops the others when
+// one fails (both by posting to the loop's io_context), measures the process's CPU and the
+// relay once, and adds the loops' outcomes up once their threads are joined.
 #include <openssl/ssl.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <random>
+#include <thread>
 #include <unordered_map>
 
 #include "bench.hpp"
@@ -124,11 +134,55 @@ std::optional<std::uint64_t> sequence(const message& head) {
   return seq;
 }
 
+/// What the loops share with run(), under one mutex.
+struct rendezvous {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::size_t set_up = 0;  // loops whose pairs are all set up
+  std::size_t ended = 0;   // loops done (or stopped)
+  exit_status status = ok;
+  std::string error;  // the first fatal error of any loop
+
+  /// Changes the counts under the lock and wakes run().
+  template <class Change>
+  void note(Change change) {
+    {
+      std::lock_guard lock(mutex);
+      change();
+    }
+    changed.notify_all();
+  }
+
+  void fail(exit_status why, std::string message) {
+    note([&] {
+      if (status != ok) return;
+      status = why;
+      error = std::move(message);
+    });
+  }
+
+  /// Waits until `done()` or a loop failed, at most until `deadline`; whether none failed.
+  template <class Done>
+  bool wait(Done done, clock::time_point deadline = clock::time_point::max()) {
+    std::unique_lock lock(mutex);
+    if (deadline == clock::time_point::max()) {
+      changed.wait(lock, [&] { return status != ok || done(); });
+    } else {
+      changed.wait_until(lock, deadline, [&] { return status != ok || done(); });
+    }
+    return status == ok;
+  }
+};
+
+/// One event loop and its share of the pairs: `loop` of `loops`.
 struct runner {
   enum class phase { setup, measure, drain, done };
 
   const plan& p;
-  outcome report;
+  rendezvous& shared;
+  const std::size_t loop, loops;
+  const std::size_t all_senders;  // sending pairs over all loops
+  outcome report;                 // the counts of this loop's pairs
   asio::io_context io{1};
   ssl::context client_tls{ssl::context::tls_client};
   ssl::context server_tls{ssl::context::tls_server};
@@ -147,30 +201,26 @@ struct runner {
   std::size_t workers = 0;
   std::uint64_t outstanding = 0;
   std::string first_failure;
-  clock::time_point setup_start, period_start;
-  double cpu_start = 0, setup_cpu_start = 0;
-  std::optional<double> relay_cpu_start, relay_setup_cpu_start;
+  clock::time_point period_start;
   std::vector<std::uint32_t> latencies, acks;
   asio::steady_timer ticker{io}, stage_timer{io}, pacer{io};
-  std::vector<pair_state*> senders;  // open loop: the sending pairs, taken in turn
-  std::uint64_t paced = 0;           // open loop: messages of the period sent so far
+  std::vector<pair_state*> senders;  // open loop: this loop's sending pairs, taken in turn
+  std::uint64_t paced = 0;           // open loop: this loop's messages of the period sent so far
 
-  explicit runner(const plan& plan) : p(plan) {}
+  runner(const plan& plan, rendezvous& r, std::size_t i, std::size_t n, std::size_t sending)
+      : p(plan), shared(r), loop(i), loops(n), all_senders(sending) {}
 
   // --- Failure and the end
 
+  /// Ends the run of every loop, this one at once, the others through run().
   void fatal(exit_status status, std::string message) {
-    if (report.status == ok) {
-      report.status = status;
-      report.error = std::move(message);
-    }
+    shared.fail(status, std::move(message));
     finish();
   }
 
-  /// Ends the run: closes every connection and stops the timers; io.run() then returns.
+  /// Ends this loop: closes every connection and stops the timers; io.run() then returns.
   void finish() {
     if (stage == phase::done) return;
-    if (stage == phase::measure) end_period();
     stage = phase::done;
     for (auto& l : links) {
       if (!l->closed) {
@@ -186,17 +236,6 @@ struct runner {
     ticker.cancel();
     stage_timer.cancel();
     pacer.cancel();
-  }
-
-  void end_period() {
-    const auto now = clock::now();
-    report.measured_seconds = std::chrono::duration<double>(now - period_start).count();
-    report.cpu_seconds = own_cpu_seconds() - cpu_start;
-    if (p.relay_pid) {
-      report.relay_rss_end = rss_kib(*p.relay_pid);
-      const auto cpu = cpu_seconds(*p.relay_pid);
-      if (cpu && relay_cpu_start) report.relay_cpu_seconds = *cpu - *relay_cpu_start;
-    }
   }
 
   // --- Links
@@ -408,14 +447,20 @@ struct runner {
     pump(*pr.sender);
   }
 
-  /// Open loop (plan::rate): when message k of the period is due, k / rate into it.
-  clock::time_point due(std::uint64_t k) const {
+  /// Open loop (plan::rate): message k of the period goes to sending pair k mod S (of the S
+  /// over all loops) and is due k / rate into it. This loop's sending pairs are pairs `loop`,
+  /// `loop + loops`, ... of them, so its message m is message k = m / s × S + loop + m mod s
+  /// × loops of the period (s: its sending pairs): each loop sends its pairs' share of the rate,
+  /// and together they send what one loop would.
+  clock::time_point due(std::uint64_t m) const {
+    const auto k = m / senders.size() * all_senders + loop + m % senders.size() * loops;
     return period_start + std::chrono::duration_cast<clock::duration>(
                               std::chrono::duration<double>(static_cast<double>(k) / p.rate));
   }
 
-  /// Open loop: sends, to the sending pairs in turn, every message of the period due by `until`
-  /// and not sent yet, each with the time it was due, so a late wake-up counts as latency too.
+  /// Open loop: sends, to this loop's sending pairs in turn, every message of the period due by
+  /// `until` and not sent yet, each with the time it was due, so a late wake-up counts as
+  /// latency too.
   void send_due(clock::time_point until) {
     const auto end = period_start + p.duration;
     for (; due(paced) <= until && due(paced) < end; ++paced) {
@@ -623,25 +668,19 @@ struct runner {
       }
       if (stage == phase::setup) ++report.pairs_ready;
     }
-    if (--workers == 0 && stage == phase::setup) {
-      asio::co_spawn(io, measure(), asio::detached);
-    }
+    if (--workers == 0 && stage == phase::setup) shared.note([&] { ++shared.set_up; });
   }
 
   // --- Measuring
 
+  /// From run(), once every loop is set up: the period starts at `start` in all loops.
+  void start_period(clock::time_point start) {
+    if (stage != phase::setup) return;  // stopped meanwhile
+    period_start = start;
+    asio::co_spawn(io, measure(), asio::detached);
+  }
+
   asio::awaitable<void> measure() {
-    report.setup_seconds = std::chrono::duration<double>(clock::now() - setup_start).count();
-    cpu_start = own_cpu_seconds();
-    report.setup_cpu_seconds = cpu_start - setup_cpu_start;
-    if (p.relay_pid) {
-      report.relay_rss_ready = rss_kib(*p.relay_pid);
-      relay_cpu_start = cpu_seconds(*p.relay_pid);
-      if (relay_cpu_start && relay_setup_cpu_start) {
-        report.relay_setup_cpu_seconds = *relay_cpu_start - *relay_setup_cpu_start;
-      }
-    }
-    period_start = clock::now();
     stage = phase::measure;
     for (auto& pr : pairs) {
       if (p.rate > 0 && pr->active) senders.push_back(pr.get());
@@ -654,7 +693,6 @@ struct runner {
     // Open loop: whatever the pacer, woken late, has not sent yet; so every run sends
     // rate × duration messages.
     if (!senders.empty()) send_due(period_start + p.duration);
-    end_period();
     stage = phase::drain;
     if (outstanding == 0) co_return finish();
     stage_timer.expires_after(p.drain_timeout);
@@ -726,59 +764,126 @@ struct runner {
     return std::nullopt;
   }
 
-  outcome go() {
+  /// Runs this loop (on its own thread) until it ends or is stopped.
+  void go() {
     if (const auto problem = prepare()) {
-      report.status = relay || p.relay.empty() ? network : bad_input;
-      report.error = *problem;
-      return report;
+      fatal(relay || p.relay.empty() ? network : bad_input, *problem);
+    } else {
+      for (auto i = loop; i < p.sessions; i += loops) {
+        pairs.push_back(std::make_unique<pair_state>(io, i));
+        pairs.back()->active = i < all_senders;
+      }
+      if (acceptor) asio::co_spawn(io, accept_loop(), asio::detached);
+      // The pairs set up at once are shared out over the loops.
+      workers = std::clamp<std::size_t>(p.setup_parallel / loops, 1, pairs.size());
+      for (std::size_t i = 0; i < workers; ++i)
+        asio::co_spawn(io, setup_worker(), asio::detached);
+      asio::co_spawn(io, tick(), asio::detached);
+      while (stage != phase::done && io.run_one()) {
+      }
     }
-    if (p.relay_pid) {
-      report.relay_rss_before = rss_kib(*p.relay_pid);
-      relay_setup_cpu_start = cpu_seconds(*p.relay_pid);
-    }
-    setup_cpu_start = own_cpu_seconds();
-    const auto active =
-        static_cast<std::size_t>(std::ceil(p.active * static_cast<double>(p.sessions) - 1e-9));
-    report.active = std::min(active, p.sessions);
-    for (std::size_t i = 0; i < p.sessions; ++i) {
-      pairs.push_back(std::make_unique<pair_state>(io, i));
-      pairs.back()->active = i < report.active;
-    }
-    setup_start = clock::now();
-    if (acceptor) asio::co_spawn(io, accept_loop(), asio::detached);
-    workers = std::max<std::size_t>(1, std::min(p.setup_parallel, p.sessions));
-    for (std::size_t i = 0; i < workers; ++i)
-      asio::co_spawn(io, setup_worker(), asio::detached);
-    asio::co_spawn(io, tick(), asio::detached);
-    while (stage != phase::done && io.run_one()) {
-    }
+    shared.note([&] { ++shared.ended; });
     // The coroutines end as their sockets close; connects and handshakes in progress are not
     // tracked and may take longer: they are given three seconds.
     io.run_for(3s);
-
     for (const auto& pr : pairs)
       report.lost += pr->open.size();
-    report.latency = summarize(latencies);
-    report.ack = summarize(acks);
-    const auto bad = report.failed + report.lost + report.corrupt + report.unexpected;
-    if (report.status == ok && bad > 0) {
-      report.status = not_delivered;
-      report.error = std::to_string(bad) + " of " + std::to_string(report.sent) +
-                     " messages not delivered byte-exact (failed " + std::to_string(report.failed) +
-                     ", lost " + std::to_string(report.lost) + ", corrupt " +
-                     std::to_string(report.corrupt) + ", unexpected " +
-                     std::to_string(report.unexpected) + ")";
-      if (!first_failure.empty()) report.error += "; " + first_failure;
-    }
-    return report;
   }
 };
+
+/// Adds the loops' outcomes to `total`: counts added up, percentiles over all samples.
+void add_up(outcome& total, const std::vector<std::unique_ptr<runner>>& runners) {
+  std::vector<std::uint32_t> latencies, acks;
+  std::string first_failure;
+  for (const auto& r : runners) {
+    const auto& o = r->report;
+    total.pairs_ready += o.pairs_ready;
+    total.sent += o.sent;
+    total.delivered += o.delivered;
+    total.failed += o.failed;
+    total.lost += o.lost;
+    total.corrupt += o.corrupt;
+    total.unexpected += o.unexpected;
+    total.delivered_in_period += o.delivered_in_period;
+    total.bytes_in_period += o.bytes_in_period;
+    latencies.insert(latencies.end(), r->latencies.begin(), r->latencies.end());
+    acks.insert(acks.end(), r->acks.begin(), r->acks.end());
+    if (first_failure.empty()) first_failure = r->first_failure;
+  }
+  total.latency = summarize(latencies);
+  total.ack = summarize(acks);
+  const auto bad = total.failed + total.lost + total.corrupt + total.unexpected;
+  if (total.status == ok && bad > 0) {
+    total.status = not_delivered;
+    total.error = std::to_string(bad) + " of " + std::to_string(total.sent) +
+                  " messages not delivered byte-exact (failed " + std::to_string(total.failed) +
+                  ", lost " + std::to_string(total.lost) + ", corrupt " +
+                  std::to_string(total.corrupt) + ", unexpected " +
+                  std::to_string(total.unexpected) + ")";
+    if (!first_failure.empty()) total.error += "; " + first_failure;
+  }
+}
 
 }  // namespace
 
 outcome run(const plan& p) {
-  runner r(p);
-  return r.go();
+  outcome total;
+  total.active = std::min(
+      p.sessions,
+      static_cast<std::size_t>(std::ceil(p.active * static_cast<double>(p.sessions) - 1e-9)));
+  total.threads = std::clamp<std::size_t>(p.threads, 1, p.sessions);
+  rendezvous shared;
+  std::vector<std::unique_ptr<runner>> runners;
+  for (std::size_t i = 0; i < total.threads; ++i)
+    runners.push_back(std::make_unique<runner>(p, shared, i, total.threads, total.active));
+
+  // The process's CPU and the relay's are measured here, once for all loops.
+  std::optional<double> relay_cpu;
+  if (p.relay_pid) {
+    total.relay_rss_before = rss_kib(*p.relay_pid);
+    relay_cpu = cpu_seconds(*p.relay_pid);
+  }
+  const auto relay_cpu_since = [&](std::optional<double>& since) {
+    const auto now = cpu_seconds(*p.relay_pid);
+    const auto used = now && since ? std::optional(*now - *since) : std::nullopt;
+    since = now;
+    return used;
+  };
+  const auto setup_cpu_start = own_cpu_seconds();
+  const auto setup_start = clock::now();
+  {
+    std::vector<std::jthread> threads;
+    for (auto& r : runners)
+      threads.emplace_back([&r = *r] { r.go(); });
+    if (shared.wait([&] { return shared.set_up == total.threads; })) {
+      const auto cpu_start = own_cpu_seconds();
+      total.setup_cpu_seconds = cpu_start - setup_cpu_start;
+      if (p.relay_pid) {
+        total.relay_rss_ready = rss_kib(*p.relay_pid);
+        total.relay_setup_cpu_seconds = relay_cpu_since(relay_cpu);
+      }
+      const auto start = clock::now();
+      total.setup_seconds = std::chrono::duration<double>(start - setup_start).count();
+      for (auto& r : runners)
+        asio::post(r->io, [&r = *r, start] { r.start_period(start); });
+      // The loops end their periods at the same time point, each by its own timer.
+      shared.wait([] { return false; }, start + p.duration);
+      total.measured_seconds = std::chrono::duration<double>(clock::now() - start).count();
+      total.cpu_seconds = own_cpu_seconds() - cpu_start;
+      if (p.relay_pid) {
+        total.relay_rss_end = rss_kib(*p.relay_pid);
+        total.relay_cpu_seconds = relay_cpu_since(relay_cpu);
+      }
+    }
+    // A loop that failed stops the others.
+    shared.wait([&] { return shared.ended == total.threads; });
+    for (auto& r : runners)
+      asio::post(r->io, [&r = *r] { r.finish(); });
+  }  // joins the threads: what they wrote is ours to read
+  total.status = shared.status;
+  total.error = shared.error;
+  add_up(total, runners);
+  return total;
 }
 
 }  // namespace msrp::bench

@@ -6,6 +6,7 @@
 //   msrp-bench hold --relay ... --sessions 10000 --active 0.01 --relay-pid PID
 //   msrp-bench messages --direct [--tls] ...       # no relay: the client-to-client ceiling
 //   msrp-bench messages --relay ... --sessions 8 --rate 20000   # open loop: latency at a rate
+//   msrp-bench messages --direct --sessions 64 --threads 2      # the pairs over two threads
 //
 // Prints one JSON line with the results on stdout and a summary on stderr; on failure, a
 // last line `msrp-bench: error: ...` on stderr. Exit status: 0 every message delivered
@@ -67,8 +68,8 @@ std::string json_line(const msrp::bench::plan& p, const msrp::bench::outcome& o)
       << quoted(p.relay.empty()                ? (p.tls ? "tls" : "tcp")
                 : p.relay.starts_with("msrps") ? "tls"
                                                : "tcp")
-      << ",\"sessions\":" << p.sessions << ",\"ready\":" << o.pairs_ready
-      << ",\"active\":" << o.active << ",\"window\":" << p.window
+      << ",\"sessions\":" << p.sessions << ",\"threads\":" << o.threads
+      << ",\"ready\":" << o.pairs_ready << ",\"active\":" << o.active << ",\"window\":" << p.window
       << ",\"rate\":" << number(p.rate, p.rate == std::floor(p.rate) ? 0 : 3)
       << ",\"message_size\":" << p.message_size << ",\"chunk_size\":" << p.chunk_size
       << ",\"setup_s\":" << number(o.setup_seconds, 3)
@@ -113,7 +114,8 @@ std::string summary(const msrp::bench::plan& p, const msrp::bench::outcome& o) {
   out << "msrp-bench " << p.mode << ": " << o.pairs_ready << " of " << p.sessions
       << " sessions set up in " << number(o.setup_seconds, 2) << " s (CPU "
       << number(o.setup_cpu_seconds, 2) << " s; " << (p.relay.empty() ? "direct" : "via " + p.relay)
-      << "), " << o.active << " sending, "
+      << (o.threads > 1 ? "; " + std::to_string(o.threads) + " threads" : std::string()) << "), "
+      << o.active << " sending, "
       << (p.rate > 0 ? number(p.rate, 0) + " messages/s asked (open loop)"
                      : "window " + std::to_string(p.window))
       << ", " << p.message_size << "-byte messages"
@@ -126,7 +128,9 @@ std::string summary(const msrp::bench::plan& p, const msrp::bench::outcome& o) {
       << number(o.latency.p99 / 1000, 3) << " ms, p99.9 " << number(o.latency.p999 / 1000, 3)
       << " ms; to the 200 p50 " << number(o.ack.p50 / 1000, 3) << " ms\n"
       << "  msrp-bench CPU " << number(100 * o.cpu_seconds / seconds, 0) << " %";
-  if (o.cpu_seconds / seconds > 0.9) out << " (one thread: the generator may be the bottleneck)";
+  if (o.cpu_seconds / seconds > 0.9 * static_cast<double>(o.threads)) {
+    out << " (its threads are busy: the generator may be the bottleneck; see --threads)";
+  }
   if (o.relay_cpu_seconds) {
     out << ", relay CPU " << number(100 * *o.relay_cpu_seconds / seconds, 0) << " %";
   }
@@ -171,6 +175,12 @@ void add_common(CLI::App& command, msrp::bench::plan& p, extras& x) {
   command.add_option("--sessions", p.sessions, "Session pairs (each: sender and receiver)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100'000));
+  command
+      .add_option("--threads", p.threads,
+                  "Event loops, each on a thread of its own, the sessions split over them "
+                  "(no more than there are sessions)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   command.add_option("--window", p.window, "Messages outstanding per sending session")
       ->capture_default_str()
       ->check(CLI::Range(1, 100'000));

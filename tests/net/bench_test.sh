@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # msrp-bench end to end over loopback (127.0.0.1 only): each mode briefly, direct and through
-# msrp-relay over TCP and TLS, checking correctness only (exit 0, every message accounted for,
-# one well-formed JSON line), never a speed. Then the failures: a wrong password, more sessions
-# than the relay allows a user, the relay dying mid-run.
+# msrp-relay over TCP and TLS, on one thread and on two (--threads), checking correctness only
+# (exit 0, every message accounted for, one well-formed JSON line), never a speed. Then the
+# failures: a wrong password, more sessions than the relay allows a user, the relay dying
+# mid-run.
 #
 #   bash tests/net/bench_test.sh build/debug/apps/msrp-bench/msrp-bench \
 #     build/debug/apps/msrp-relay/msrp-relay
@@ -87,6 +88,32 @@ run run 60 "$bench" messages --direct --rate fast --duration 1
 check "a rate that is no number: exit 2" test $? -eq 2
 check "with one line on stderr" one_line "$scratch/run.err"
 
+section "direct, on two threads"
+bench_ok "messages, 5 sessions on 2 threads" messages --direct --sessions 5 --window 4 --threads 2 \
+  --duration 1
+check "two threads and 5 sessions reported" test "$(field threads)" -eq 2 -a "$(field ready)" -eq 5
+check "with latency percentiles" test "$(field p50)" -gt 0
+bench_ok "bulk, 3 sessions on 2 threads" bulk --direct --sessions 3 --message-size 300000 \
+  --chunk-size 8192 --threads 2 --duration 1
+bench_ok "bulk over TLS on 2 threads" bulk --direct --tls --sessions 2 --message-size 300000 \
+  --threads 2 --duration 1
+bench_ok "hold, 3 of 30 sending on 2 threads" hold --direct --sessions 30 --active 0.1 \
+  --threads 2 --duration 1
+check "3 of 30 sessions sent" test "$(field active)" -eq 3
+# 3 sending sessions on 2 threads: one thread paces 2 of them, the other 1.
+bench_ok "messages at a fixed rate on 2 threads" messages --direct --sessions 3 --rate 333 \
+  --threads 2 --duration 2
+check "rate × duration sent over both threads (666)" test "$(field sent)" -eq 666
+check "and delivered" test "$(field delivered)" -eq "$(field sent)"
+bench_ok "more threads than sessions" messages --direct --sessions 1 --threads 4 --duration 1
+check "one thread per session at most" test "$(field threads)" -eq 1
+for threads in 0 x; do
+  run run 60 "$bench" messages --direct --threads "$threads" --duration 1
+  check "--threads $threads: exit 2" test $? -eq 2
+  check "with one line on stderr" one_line "$scratch/run.err"
+  check "naming the option" mentions "$scratch/run.err" 'threads'
+done
+
 # ---------------------------------------------------------------------------------------------
 section "through msrp-relay"
 state=$scratch/r1
@@ -106,6 +133,14 @@ bench_ok "messages over TCP" messages "${via_tcp[@]}" --sessions 2 --size 2000 -
 bench_ok "messages over TCP at a fixed rate" messages "${via_tcp[@]}" --sessions 2 --rate 500 \
   --duration 1
 check "rate × duration sent (500)" test "$(field sent)" -eq 500
+bench_ok "messages over TLS on 2 threads" messages "${via_tls[@]}" --sessions 6 --window 8 \
+  --threads 2 --duration 1
+check "on two threads" test "$(field threads)" -eq 2
+bench_ok "messages over TCP on 2 threads at a fixed rate" messages "${via_tcp[@]}" --sessions 3 \
+  --rate 500 --threads 2 --duration 1
+check "rate × duration sent over both threads (500)" test "$(field sent)" -eq 500
+bench_ok "bulk over TCP on 2 threads" bulk "${via_tcp[@]}" --sessions 3 --message-size 1000000 \
+  --threads 2 --duration 1
 bench_ok "bulk over TCP, 64 KiB chunks" bulk "${via_tcp[@]}" --sessions 2 --message-size 1000000 \
   --duration 1
 bench_ok "bulk over TLS, one chunk" bulk "${via_tls[@]}" --message-size 1000000 --chunk-size 0 \
@@ -125,6 +160,12 @@ check "with one line on stderr" one_line "$scratch/run.err"
 check "saying the relay refused AUTH" mentions "$scratch/run.err" '^msrp-bench: error: relay .* refused AUTH for user alice: 401'
 check "and a JSON line that says so" mentions "$scratch/run.out" '"ok":false,"error":"relay'
 run run 60 "$bench" messages --relay "msrps://localhost:$tls_port;tcp" --user alice \
+  --password-file "$scratch/wrong" --ca-file "$state/cert.pem" --sessions 4 --threads 2 \
+  --duration 1
+check "a wrong password on 2 threads: exit 1" test $? -eq 1
+check "with one line on stderr (the first thread's error)" one_line "$scratch/run.err"
+check "saying the relay refused AUTH" mentions "$scratch/run.err" 'refused AUTH for user alice: 401'
+run run 60 "$bench" messages --relay "msrps://localhost:$tls_port;tcp" --user alice \
   --password-file "$scratch/password" --duration 1
 check "an unknown CA: exit 3" test $? -eq 3
 check "saying TLS failed" mentions "$scratch/run.err" 'TLS with relay .* failed'
@@ -140,7 +181,8 @@ check "80 relay sessions for one user with the default limit (64): exit 1" test 
 check "refused with 403" mentions "$scratch/run.err" 'refused AUTH for user carol: 403'
 stop r2
 
-spawn run 60 "$bench" messages "${via_tcp[@]}" --sessions 4 --duration 10
+# On two threads: the loop that sees its connection lost first stops the other.
+spawn run 60 "$bench" messages "${via_tcp[@]}" --sessions 4 --threads 2 --duration 10
 wait_until 20 -s "$scratch/r1.err"
 sleep 2
 kill_job r1 "$(process r1)"
