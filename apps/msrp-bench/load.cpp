@@ -225,7 +225,8 @@ struct runner {
     for (auto& l : links) {
       if (!l->closed) {
         l->closed = true;
-        l->close_socket();
+        // Not set yet while its TLS handshake runs: that ends on its own, seeing the stage.
+        if (l->close_socket) l->close_socket();
       }
       l->wake.cancel();
       l->auth.set();

@@ -165,6 +165,13 @@ run run 60 "$bench" messages --relay "msrps://localhost:$tls_port;tcp" --user al
 check "a wrong password on 2 threads: exit 1" test $? -eq 1
 check "with one line on stderr (the first thread's error)" one_line "$scratch/run.err"
 check "saying the relay refused AUTH" mentions "$scratch/run.err" 'refused AUTH for user alice: 401'
+# Defect: a thread stopped by another's failure while its own TLS handshakes were in progress
+# called the close of a connection not yet served (std::bad_function_call, exit 134).
+run run 60 "$bench" messages --relay "msrps://localhost:$tls_port;tcp" --user alice \
+  --password-file "$scratch/wrong" --ca-file "$state/cert.pem" --sessions 64 \
+  --setup-parallel 64 --threads 2 --duration 1
+check "a wrong password with handshakes in progress on the other thread: exit 1" test $? -eq 1
+check "with one line on stderr" one_line "$scratch/run.err"
 run run 60 "$bench" messages --relay "msrps://localhost:$tls_port;tcp" --user alice \
   --password-file "$scratch/password" --duration 1
 check "an unknown CA: exit 3" test $? -eq 3
